@@ -1,0 +1,21 @@
+/*
+ * base/codec: hex and unpadded base64url, for tokens, hashes and opaque cursors.
+ */
+#ifndef KITH_BASE_CODEC_H
+#define KITH_BASE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void hex_encode(const void *data, size_t n, char *out);
+
+/* Base64url without padding; out needs b64url_len(n)+1 bytes. Returns length. */
+size_t b64url_len(size_t n);
+size_t b64url_encode(const void *data, size_t n, char *out);
+
+/* Decodes unpadded base64url into out (cap bytes). Returns the decoded length,
+ * or -1 on a bad character, bad length or overflow. */
+long b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap);
+
+#endif

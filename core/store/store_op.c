@@ -1,0 +1,391 @@
+/*
+ * store_op: write operations — constructors (any thread) and what each does
+ * inside its nested transaction on the writer thread.
+ */
+#include "store/store_int.h"
+
+#include "base/json.h"
+#include "base/mem.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int store_log_cursor_put(store_wtxn_t *w, const char *consumer, uint64_t seq);
+
+static store_op_t *op_new(int kind, const char *coll)
+{
+    store_op_t *op = xcalloc(1, sizeof *op);
+    op->kind = kind;
+    if (coll) snprintf(op->coll, sizeof op->coll, "%s", coll);
+    return op;
+}
+
+store_op_t *store_op_create(const char *coll, json_t *fields)
+{
+    store_op_t *op = op_new(STORE_OP_CREATE, coll);
+    op->data = json_incref(fields);
+    return op;
+}
+
+store_op_t *store_op_update(const char *coll, const kith_id_t *id, json_t *patch,
+                            uint64_t if_version)
+{
+    store_op_t *op = op_new(STORE_OP_UPDATE, coll);
+    op->id = *id;
+    op->data = json_incref(patch);
+    op->if_version = if_version;
+    return op;
+}
+
+store_op_t *store_op_replace(const char *coll, const kith_id_t *id, json_t *fields,
+                             uint64_t if_version)
+{
+    store_op_t *op = op_new(STORE_OP_REPLACE, coll);
+    op->id = *id;
+    op->data = json_incref(fields);
+    op->if_version = if_version;
+    return op;
+}
+
+store_op_t *store_op_delete(const char *coll, const kith_id_t *id, uint64_t if_version)
+{
+    store_op_t *op = op_new(STORE_OP_DELETE, coll);
+    op->id = *id;
+    op->if_version = if_version;
+    return op;
+}
+
+store_op_t *store_op_schema(json_t *def)
+{
+    json_t *n = json_is_object(def) ? json_object_get(def, "name") : NULL;
+    store_op_t *op = op_new(STORE_OP_SCHEMA, json_is_string(n) ? json_string_value(n) : "");
+    op->data = json_incref(def);
+    return op;
+}
+
+store_op_t *store_op_field(const char *coll, const char *name, json_t *def)
+{
+    store_op_t *op = op_new(STORE_OP_FIELD, coll);
+    snprintf(op->field, sizeof op->field, "%s", name);
+    op->data = json_incref(def);
+    return op;
+}
+
+store_op_t *store_op_cursor_set(const char *consumer, uint64_t seq)
+{
+    store_op_t *op = op_new(STORE_OP_CURSOR, NULL);
+    op->consumer = xstrdup(consumer);
+    op->cursor_seq = seq;
+    return op;
+}
+
+store_op_t *store_op_custom(store_custom_fn fn, void *udata)
+{
+    store_op_t *op = op_new(STORE_OP_CUSTOM, NULL);
+    op->custom = fn;
+    op->udata = udata;
+    return op;
+}
+
+void store_op_set_idem(store_op_t *op, const char *key)
+{
+    free(op->idem_key);
+    op->idem_key = key ? xstrdup(key) : NULL;
+}
+
+void store_op_reset(store_op_t *op)
+{
+    free(op->json);
+    op->json = NULL;
+    op->json_len = 0;
+    op->status = 0;
+    op->version = 0;
+    op->created_us = op->updated_us = 0;
+    op->seq = 0;
+    op->nochange = 0;
+    op->idem_replayed = 0;
+    memset(&op->rid, 0, sizeof op->rid);
+    memset(&op->diag, 0, sizeof op->diag);
+}
+
+void store_op_free(store_op_t *op)
+{
+    if (!op) return;
+    if (op->data) json_decref(op->data);
+    free(op->json);
+    free(op->idem_key);
+    free(op->consumer);
+    free(op);
+}
+
+/* ---- running ---- */
+
+static const store_coll_t *op_coll(store_wtxn_t *w, const store_op_t *op)
+{
+    const store_coll_t *c = store_schema_coll(w->schema, op->coll);
+    if (!c || (c->name[0] == '_' && !op->system)) {
+        err_set(KITH_ENOTFOUND, "no collection '%s'", op->coll);
+        return NULL;
+    }
+    return c;
+}
+
+static void op_set_result(store_op_t *op, const kith_id_t *id, uint64_t version, int64_t created,
+                          int64_t updated, char *json, size_t len)
+{
+    op->rid = *id;
+    op->version = version;
+    op->created_us = created;
+    op->updated_us = updated;
+    free(op->json);
+    op->json = json;
+    op->json_len = len;
+}
+
+/* Writes the record and its change-log entry. */
+static int put_record(store_wtxn_t *w, const store_coll_t *c, const kith_id_t *id,
+                      uint64_t version, int64_t created, const json_t *fields, unsigned flags,
+                      char **json_out, size_t *len_out)
+{
+    size_t jl;
+    char *js = json_to_str(fields, &jl);
+    if (jl + REC_HDR_LEN > STORE_RECORD_MAX) {
+        free(js);
+        return err_set(KITH_ELIMIT, "%s: a record is at most %d bytes", c->name,
+                       STORE_RECORD_MAX);
+    }
+    buf_t rb = BUF_INIT;
+    store_rec_encode(&rb, c->id, id, version, created, w->now_us, js, jl);
+    uint8_t key[RKEY_LEN];
+    store_rkey(key, c->id, id);
+    MDB_val k = {RKEY_LEN, key}, d = {rb.len, rb.p};
+    int rc = mdb_put(w->txn, w->st->dbi[DB_RECORDS], &k, &d, flags);
+    buf_free(&rb);
+    if (rc == MDB_KEYEXIST) {
+        free(js);
+        return err_set(KITH_EEXIST, "%s: a record with this id exists", c->name);
+    }
+    if (rc) {
+        free(js);
+        return store_mdb_err(rc, c->name);
+    }
+    *json_out = js;
+    *len_out = jl;
+    return 0;
+}
+
+static int op_create(store_wtxn_t *w, store_op_t *op)
+{
+    const store_coll_t *c = op_coll(w, op);
+    if (!c) return KITH_ENOTFOUND;
+    json_t *fields = store_validate(w, c, op->data, VALIDATE_CREATE);
+    if (!fields) return err_last()->code;
+    kith_id_t id;
+    if (op->has_id)
+        id = op->id;
+    else
+        id_new(&id, w->now_us / 1000);
+    int rc = store_index_update(w, c, &id, NULL, fields);
+    char *js = NULL;
+    size_t jl = 0;
+    if (rc == 0) rc = put_record(w, c, &id, 1, w->now_us, fields, MDB_NOOVERWRITE, &js, &jl);
+    if (rc == 0) {
+        const char *names[STORE_FIELDS_MAX];
+        size_t n = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(fields, k, v) names[n++] = k;
+        rc = store_log_append(w, STORE_CHANGE_CREATE, c, &id, 1, names, n, NULL);
+    }
+    json_decref(fields);
+    if (rc) {
+        free(js);
+        return rc;
+    }
+    op_set_result(op, &id, 1, w->now_us, w->now_us, js, jl);
+    op->seq = w->seq;
+    return 0;
+}
+
+/* RFC 7396 JSON merge patch; returns a new reference. */
+static json_t *merge_patch(const json_t *target, const json_t *patch)
+{
+    if (!json_is_object(patch)) return json_incref((json_t *)patch);
+    json_t *out = json_is_object(target) ? json_copy((json_t *)target) : json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)patch, k, v)
+    {
+        if (json_is_null(v)) {
+            json_object_del(out, k);
+        } else {
+            json_t *m = merge_patch(json_object_get(out, k), v);
+            json_object_set_new(out, k, m);
+        }
+    }
+    return out;
+}
+
+static int check_version(const store_op_t *op, const store_record_t *rec)
+{
+    if (op->if_version && op->if_version != rec->version) {
+        char ids[ID_TEXT_LEN + 1];
+        id_encode(&rec->id, ids);
+        return err_set(KITH_ECONFLICT, "%s/%s is at version %llu, not %llu", op->coll, ids,
+                       (unsigned long long)rec->version, (unsigned long long)op->if_version);
+    }
+    return 0;
+}
+
+static int op_modify(store_wtxn_t *w, store_op_t *op)
+{
+    const store_coll_t *c = op_coll(w, op);
+    if (!c) return KITH_ENOTFOUND;
+    store_record_t rec;
+    int rc = store_rec_get(w->st, w->txn, c, &op->id, &rec);
+    if (rc) return rc;
+    if ((rc = check_version(op, &rec))) return rc;
+    if (!json_is_object(op->data)) return err_set(KITH_EINVAL, "an update is a JSON object");
+    json_t *old = json_parse(rec.json, rec.json_len);
+    if (!old) return err_set(KITH_ECORRUPT, "%s: stored record is not JSON", c->name);
+    json_t *merged = op->kind == STORE_OP_UPDATE ? merge_patch(old, op->data) : json_incref(op->data);
+    json_t *fields = store_validate(w, c, merged, op->kind == STORE_OP_UPDATE ? VALIDATE_UPDATE
+                                                                                : VALIDATE_REPLACE);
+    json_decref(merged);
+    if (!fields) {
+        json_decref(old);
+        return err_last()->code;
+    }
+    const char *names[STORE_FIELDS_MAX];
+    size_t n = 0;
+    json_t *before = json_object();
+    for (size_t i = 0; i < c->nfields; i++) {
+        const char *f = c->fields[i].name;
+        json_t *a = json_object_get(old, f), *b = json_object_get(fields, f);
+        if ((a == NULL) != (b == NULL) || (a && !json_equal(a, b))) {
+            names[n++] = f;
+            json_object_set(before, f, a ? a : json_null());
+        }
+    }
+    uint64_t version = rec.version;
+    int64_t created = rec.created_us;
+    char *js = NULL;
+    size_t jl = 0;
+    if (n == 0) {
+        /* Nothing changed: no new version, nothing written. */
+        op->nochange = 1;
+        op_set_result(op, &op->id, version, created, rec.updated_us,
+                      xstrndup(rec.json, rec.json_len), rec.json_len);
+    } else {
+        rc = store_index_update(w, c, &op->id, old, fields);
+        if (rc == 0) rc = put_record(w, c, &op->id, version + 1, created, fields, 0, &js, &jl);
+        if (rc == 0)
+            rc = store_log_append(w, STORE_CHANGE_UPDATE, c, &op->id, version + 1, names, n,
+                                  before);
+        if (rc == 0) {
+            op_set_result(op, &op->id, version + 1, created, w->now_us, js, jl);
+            op->seq = w->seq;
+        } else {
+            free(js);
+        }
+    }
+    json_decref(before);
+    json_decref(fields);
+    json_decref(old);
+    return rc;
+}
+
+static int op_delete(store_wtxn_t *w, store_op_t *op)
+{
+    const store_coll_t *c = op_coll(w, op);
+    if (!c) return KITH_ENOTFOUND;
+    store_record_t rec;
+    int rc = store_rec_get(w->st, w->txn, c, &op->id, &rec);
+    if (rc) return rc;
+    if ((rc = check_version(op, &rec))) return rc;
+    json_t *old = json_parse(rec.json, rec.json_len);
+    if (!old) return err_set(KITH_ECORRUPT, "%s: stored record is not JSON", c->name);
+    /* rec points into the map; copy what we report before deleting. */
+    char *js = xstrndup(rec.json, rec.json_len);
+    size_t jl = rec.json_len;
+    uint64_t version = rec.version;
+    int64_t created = rec.created_us, updated = rec.updated_us;
+    rc = store_index_update(w, c, &op->id, old, NULL);
+    if (rc == 0) {
+        uint8_t key[RKEY_LEN];
+        store_rkey(key, c->id, &op->id);
+        MDB_val k = {RKEY_LEN, key};
+        rc = store_mdb_err(mdb_del(w->txn, w->st->dbi[DB_RECORDS], &k, NULL), c->name);
+    }
+    if (rc == 0) {
+        const char *names[STORE_FIELDS_MAX];
+        size_t n = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(old, k, v) names[n++] = k;
+        rc = store_log_append(w, STORE_CHANGE_DELETE, c, &op->id, version, names, n, old);
+    }
+    json_decref(old);
+    if (rc) {
+        free(js);
+        return rc;
+    }
+    op_set_result(op, &op->id, version, created, updated, js, jl);
+    op->seq = w->seq;
+    return 0;
+}
+
+static int op_schema(store_wtxn_t *w, store_op_t *op)
+{
+    store_coll_t *nc;
+    int rc = schema_coll_parse(op->data, op->system, &nc);
+    if (rc) return rc;
+    return schema_apply(w, op, nc);
+}
+
+static int op_field(store_wtxn_t *w, store_op_t *op)
+{
+    const store_coll_t *c = op_coll(w, op);
+    if (!c) return KITH_ENOTFOUND;
+    if (!json_is_object(op->data)) return err_set(KITH_EINVAL, "a field definition is a JSON object");
+    json_t *n = json_object_get(op->data, "name");
+    if (n && (!json_is_string(n) || strcmp(json_string_value(n), op->field) != 0))
+        return err_set(KITH_EINVAL, "the field's name must be '%s', as in the path", op->field);
+    json_t *fd = json_copy(op->data);
+    json_object_set_new(fd, "name", json_string(op->field));
+    json_t *def = store_coll_to_json(c);
+    json_object_del(def, "version");
+    json_t *fa = json_object_get(def, "fields");
+    int replaced = 0;
+    for (size_t i = 0; i < json_array_size(fa); i++) {
+        json_t *e = json_array_get(fa, i);
+        if (strcmp(json_string_value(json_object_get(e, "name")), op->field) == 0) {
+            json_array_set(fa, i, fd);
+            replaced = 1;
+        }
+    }
+    if (!replaced) json_array_append(fa, fd);
+    json_decref(fd);
+    store_coll_t *nc;
+    int rc = schema_coll_parse(def, op->system, &nc);
+    json_decref(def);
+    if (rc) return rc;
+    return schema_apply(w, op, nc);
+}
+
+int store_op_run(store_wtxn_t *w, store_op_t *op)
+{
+    switch (op->kind) {
+    case STORE_OP_CREATE: return op_create(w, op);
+    case STORE_OP_UPDATE:
+    case STORE_OP_REPLACE: return op_modify(w, op);
+    case STORE_OP_DELETE: return op_delete(w, op);
+    case STORE_OP_SCHEMA: return op_schema(w, op);
+    case STORE_OP_FIELD: return op_field(w, op);
+    case STORE_OP_CURSOR: return store_log_cursor_put(w, op->consumer, op->cursor_seq);
+    case STORE_OP_CUSTOM:
+        if (!op->custom) return err_set(KITH_EINVAL, "custom op without a function");
+        return op->custom(w, op);
+    default: return err_set(KITH_EINVAL, "unknown op kind %d", op->kind);
+    }
+}

@@ -1,0 +1,437 @@
+/*
+ * store_writer: the one thread that writes. It takes every queued op (up to
+ * batch_max), runs each in a nested transaction of one batch transaction,
+ * commits once with a full sync, and only then completes the ops.
+ *
+ * Failure rules:
+ *  - an op's own error aborts only its nested transaction;
+ *  - MDB_MAP_FULL (anywhere) aborts the batch, doubles the map and runs the
+ *    whole batch again (ops are pure functions of the transaction);
+ *  - MDB_TXN_FULL splits the batch in halves;
+ *  - a failed commit completes every op of the batch with KITH_EIO, never
+ *    success; after MDB_PANIC the environment is closed and reopened.
+ */
+#include "store/store_int.h"
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/timeutil.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define IDEM_PURGE_EVERY_US (60LL * 1000000)
+
+typedef struct waiter {
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    int done;
+} waiter_t;
+
+void store_writer_publish(store_t *st, store_schema_t *s)
+{
+    if (st->wschema) store_schema_unref(st->wschema);
+    st->wschema = s;
+    pthread_mutex_lock(&st->schema_lock);
+    if (!st->schema || st->schema->gen < s->gen) {
+        store_schema_t *old = st->schema;
+        store_schema_ref(s);
+        st->schema = s;
+        if (old) store_schema_unref(old);
+    }
+    pthread_mutex_unlock(&st->schema_lock);
+}
+
+static void op_task_fn(loop_task_t *t)
+{
+    store_op_t *op = (store_op_t *)((char *)t - offsetof(store_op_t, task));
+    op->done(op, op->done_ctx);
+}
+
+static void op_complete(store_t *st, store_op_t *op)
+{
+    atomic_fetch_add(&st->n_ops, 1);
+    if (op->status) atomic_fetch_add(&st->n_ops_failed, 1);
+    if (op->waiter) {
+        waiter_t *w = op->waiter;
+        uv_mutex_lock(&w->lock);
+        w->done = 1;
+        uv_cond_signal(&w->cond);
+        uv_mutex_unlock(&w->lock);
+    } else if (op->inbox) {
+        op->task.fn = op_task_fn;
+        loop_inbox_push(op->inbox, &op->task);
+    } else if (op->done) {
+        op->done(op, op->done_ctx);
+    }
+}
+
+static void op_fail(store_op_t *op, int code, const char *fmt, const char *detail)
+{
+    op->status = code;
+    memset(&op->diag, 0, sizeof op->diag);
+    op->diag.code = code;
+    snprintf(op->diag.msg, sizeof op->diag.msg, fmt, detail);
+}
+
+static int run_one(store_wtxn_t *w, store_op_t *op)
+{
+    uint8_t fp[32];
+    if (op->idem_key) {
+        int found = 0;
+        store_op_fingerprint(op, fp);
+        int rc = store_idem_lookup(w, op, fp, &found);
+        if (rc || found) return rc;
+    }
+    int rc = store_op_run(w, op);
+    if (rc == 0 && op->idem_key && !op->nochange) rc = store_idem_save(w, op, fp);
+    return rc;
+}
+
+static void jobs_recount(store_t *st)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return;
+    size_t n = store_jobs_count(st, txn);
+    mdb_txn_abort(txn);
+    uv_mutex_lock(&st->jobs_lock);
+    st->njobs = n;
+    if (n == 0) uv_cond_broadcast(&st->jobs_cond);
+    uv_mutex_unlock(&st->jobs_lock);
+}
+
+static void reload_after_reopen(store_t *st)
+{
+    MDB_txn *txn;
+    store_schema_t *s = NULL;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (schema_load(st, txn, &s) == 0) store_writer_publish(st, s);
+        mdb_txn_abort(txn);
+    }
+}
+
+/* Runs ops[0..n) as one transaction. Returns 0 when every op has a status, or
+ * STORE_ETXNFULL when the caller should split the batch. */
+static int batch_run(store_t *st, store_op_t **ops, size_t n)
+{
+    for (int attempt = 0;; attempt++) {
+        MDB_txn *parent;
+        int rc = mdb_txn_begin(st->env, NULL, 0, &parent);
+        if (rc == MDB_MAP_RESIZED && attempt < 8) {
+            if (store_env_adopt(st) == 0) continue;
+        }
+        if (rc) {
+            err_diag_t d;
+            store_mdb_err(rc, "begin write transaction");
+            err_save(&d);
+            for (size_t i = 0; i < n; i++) {
+                store_op_reset(ops[i]);
+                ops[i]->status = d.code;
+                ops[i]->diag = d;
+            }
+            return 0;
+        }
+        /* Another process (the CLI beside a server) may have written since our
+         * last commit: LMDB serialises the writers, and we re-read what we
+         * keep in memory inside this transaction. */
+        uint64_t seq = 0, gen = 0;
+        rc = store_meta_get_u64(parent, st, "seq", &seq);
+        if (rc == 0) rc = store_meta_get_u64(parent, st, "gen", &gen);
+        if (rc == 0 && gen != st->wschema->gen) {
+            store_schema_t *s;
+            rc = schema_load(st, parent, &s);
+            if (rc == 0) store_writer_publish(st, s);
+        }
+        if (rc) {
+            mdb_txn_abort(parent);
+            err_diag_t d;
+            err_save(&d);
+            for (size_t i = 0; i < n; i++) {
+                store_op_reset(ops[i]);
+                ops[i]->status = d.code;
+                ops[i]->diag = d;
+            }
+            return 0;
+        }
+        if (seq > st->seq) st->seq = seq;
+        store_wtxn_t w = {.st = st, .seq = st->seq, .now_us = time_now_us()};
+        w.schema = st->wschema;
+        store_schema_ref(w.schema);
+        int retry = 0;
+        for (size_t i = 0; i < n && !retry; i++) {
+            store_op_t *op = ops[i];
+            store_op_reset(op);
+            err_clear();
+            MDB_txn *child;
+            rc = mdb_txn_begin(st->env, parent, 0, &child);
+            if (rc) {
+                rc = store_mdb_err(rc, "begin nested transaction");
+            } else {
+                store_schema_t *schema0 = w.schema;
+                store_schema_ref(schema0);
+                uint64_t seq0 = w.seq;
+                w.txn = child;
+                rc = run_one(&w, op);
+                if (rc == 0)
+                    rc = store_mdb_err(mdb_txn_commit(child), "commit nested transaction");
+                else
+                    mdb_txn_abort(child);
+                if (rc) {
+                    store_schema_unref(w.schema);
+                    w.schema = schema0;
+                    w.seq = seq0;
+                    store_op_reset(op);
+                } else {
+                    store_schema_unref(schema0);
+                }
+            }
+            if (STORE_RETRYABLE(rc)) {
+                retry = rc;
+                break;
+            }
+            op->status = rc;
+            if (rc) err_save(&op->diag);
+        }
+        if (!retry && w.seq != st->seq) {
+            w.txn = parent;
+            rc = store_meta_put_u64(parent, st, "seq", w.seq);
+            if (STORE_RETRYABLE(rc)) retry = rc;
+        }
+        if (!retry && w.now_us - st->idem_purged_us > IDEM_PURGE_EVERY_US) {
+            rc = store_idem_purge(st, parent, w.now_us, 1000);
+            if (STORE_RETRYABLE(rc)) retry = rc;
+            st->idem_purged_us = w.now_us;
+        }
+        int fault = retry ? 0 : atomic_exchange(&st->fault, STORE_FAULT_NONE);
+        if (retry) {
+            mdb_txn_abort(parent);
+            rc = retry;
+        } else if (fault == STORE_FAULT_COMMIT_PANIC) {
+            mdb_txn_abort(parent);
+            rc = MDB_PANIC;
+        } else if (fault == STORE_FAULT_COMMIT_EIO) {
+            mdb_txn_abort(parent);
+            rc = EIO;
+        } else {
+            rc = mdb_txn_commit(parent);
+            if (rc == MDB_MAP_FULL) rc = STORE_EMAPFULL;
+            else if (rc == MDB_TXN_FULL) rc = STORE_ETXNFULL;
+        }
+        if (rc == STORE_EMAPFULL || rc == STORE_ERESIZED) {
+            store_schema_unref(w.schema);
+            int grc = rc == STORE_EMAPFULL ? store_env_grow(st) : store_env_adopt(st);
+            if (grc == 0 && attempt < 64) continue;
+            err_diag_t d;
+            err_save(&d);
+            for (size_t i = 0; i < n; i++) {
+                store_op_reset(ops[i]);
+                ops[i]->status = KITH_ENOSPC;
+                ops[i]->diag = d;
+                ops[i]->diag.code = KITH_ENOSPC;
+            }
+            return 0;
+        }
+        if (rc == STORE_ETXNFULL) {
+            store_schema_unref(w.schema);
+            if (n > 1) return STORE_ETXNFULL;
+            store_op_reset(ops[0]);
+            op_fail(ops[0], KITH_ELIMIT, "%s", "the write is too large for one transaction");
+            return 0;
+        }
+        if (rc) {
+            /* Nothing of this batch is stored: never report success. */
+            store_schema_unref(w.schema);
+            const char *why = rc == MDB_PANIC ? "LMDB panic" : mdb_strerror(rc);
+            log_error("store", "%s: commit of %zu op(s) failed: %s", st->dir, n, why);
+            for (size_t i = 0; i < n; i++) {
+                store_op_reset(ops[i]);
+                op_fail(ops[i], KITH_EIO, "commit failed (%s); nothing was written", why);
+            }
+            if (rc == MDB_PANIC && store_env_reopen(st) == 0) reload_after_reopen(st);
+            return 0;
+        }
+        st->seq = w.seq;
+        if (w.schema != st->wschema) {
+            store_writer_publish(st, w.schema);
+        } else {
+            store_schema_unref(w.schema);
+        }
+        if (w.jobs_changed) jobs_recount(st);
+        atomic_fetch_add(&st->n_commits, 1);
+        uint64_t bm = atomic_load(&st->n_batch_max);
+        if (n > bm) atomic_store(&st->n_batch_max, n);
+        return 0;
+    }
+}
+
+static void batch_run_split(store_t *st, store_op_t **ops, size_t n)
+{
+    if (batch_run(st, ops, n) == STORE_ETXNFULL) {
+        batch_run_split(st, ops, n / 2);
+        batch_run_split(st, ops + n / 2, n - n / 2);
+    }
+}
+
+static void batch_process(store_t *st, store_op_t *head, size_t n)
+{
+    store_op_t *stackv[256];
+    store_op_t **ops = n <= 256 ? stackv : xmalloc(n * sizeof *ops);
+    size_t i = 0;
+    for (store_op_t *op = head; op; op = op->next) ops[i++] = op;
+    batch_run_split(st, ops, n);
+    for (i = 0; i < n; i++) op_complete(st, ops[i]);
+    if (ops != stackv) free(ops);
+}
+
+static size_t jobs_pending(store_t *st)
+{
+    uv_mutex_lock(&st->jobs_lock);
+    size_t n = st->njobs;
+    uv_mutex_unlock(&st->jobs_lock);
+    return n;
+}
+
+static void jobs_step_logged(store_t *st)
+{
+    int rc = store_jobs_step(st);
+    if (rc < 0) {
+        log_error("store", "%s: index job failed: %s", st->dir, err_last()->msg);
+        /* Do not spin on a persistent failure; the next batch tries again. */
+        uv_sleep(100);
+    } else if (rc == 0) {
+        jobs_recount(st);
+    }
+}
+
+static void writer_main(void *arg)
+{
+    store_t *st = arg;
+    for (;;) {
+        int jobs = jobs_pending(st) > 0;
+        uv_mutex_lock(&st->q_lock);
+        while (!st->q_head && !st->stopping && !jobs) uv_cond_wait(&st->q_cond, &st->q_lock);
+        store_op_t *head = st->q_head, *tail = head;
+        size_t n = 0;
+        if (head) {
+            n = 1;
+            while (tail->next && n < st->opts.batch_max) {
+                tail = tail->next;
+                n++;
+            }
+            st->q_head = tail->next;
+            if (!st->q_head) st->q_tail = NULL;
+            tail->next = NULL;
+            st->q_len -= n;
+        }
+        int stopping = st->stopping;
+        uv_mutex_unlock(&st->q_lock);
+        if (head) batch_process(st, head, n);
+        if (jobs && !stopping) jobs_step_logged(st);
+        if (!head && stopping) break;
+    }
+}
+
+int store_writer_start(store_t *st)
+{
+    if (uv_thread_create(&st->writer, writer_main, st) != 0)
+        return err_set(KITH_EIO, "%s: cannot start the writer thread", st->dir);
+    st->writer_started = 1;
+    return 0;
+}
+
+void store_writer_stop(store_t *st)
+{
+    if (!st->writer_started) return;
+    uv_mutex_lock(&st->q_lock);
+    st->stopping = 1;
+    uv_cond_signal(&st->q_cond);
+    uv_mutex_unlock(&st->q_lock);
+    uv_thread_join(&st->writer);
+    st->writer_started = 0;
+}
+
+static int submit(store_t *st, store_op_t *op)
+{
+    op->next = NULL;
+    uv_mutex_lock(&st->q_lock);
+    if (st->stopping || st->opts.read_only) {
+        uv_mutex_unlock(&st->q_lock);
+        store_op_reset(op);
+        op_fail(op, st->opts.read_only ? KITH_EPERM : KITH_ESHUTDOWN, "%s",
+                st->opts.read_only ? "the store is open read-only" : "the store is closing");
+        return -1;
+    }
+    if (st->q_tail)
+        st->q_tail->next = op;
+    else
+        st->q_head = op;
+    st->q_tail = op;
+    st->q_len++;
+    uv_cond_signal(&st->q_cond);
+    uv_mutex_unlock(&st->q_lock);
+    return 0;
+}
+
+void store_submit(store_t *st, store_op_t *op, loop_inbox_t *inbox, store_done_fn done, void *ctx)
+{
+    op->inbox = inbox;
+    op->done = done;
+    op->done_ctx = ctx;
+    op->waiter = NULL;
+    if (!st->writer_started && !st->opts.read_only && !st->stopping) {
+        /* No writer thread (CLI mode): run now, complete through the inbox. */
+        op->next = NULL;
+        batch_process(st, op, 1);
+        while (store_jobs_step(st) == 1) {
+        }
+        return;
+    }
+    if (submit(st, op) != 0) op_complete(st, op);
+}
+
+int store_exec(store_t *st, store_op_t *op)
+{
+    if (!st->writer_started && !st->opts.read_only) {
+        op->inbox = NULL;
+        op->done = NULL;
+        op->waiter = NULL;
+        op->next = NULL;
+        batch_process(st, op, 1);
+        while (store_jobs_step(st) == 1) {
+        }
+        return op->status ? err_restore(&op->diag) : 0;
+    }
+    waiter_t w;
+    uv_mutex_init(&w.lock);
+    uv_cond_init(&w.cond);
+    w.done = 0;
+    op->inbox = NULL;
+    op->done = NULL;
+    op->waiter = &w;
+    if (submit(st, op) == 0) {
+        uv_mutex_lock(&w.lock);
+        while (!w.done) uv_cond_wait(&w.cond, &w.lock);
+        uv_mutex_unlock(&w.lock);
+    }
+    op->waiter = NULL;
+    uv_mutex_destroy(&w.lock);
+    uv_cond_destroy(&w.cond);
+    return op->status ? err_restore(&op->diag) : 0;
+}
+
+int store_jobs_wait(store_t *st)
+{
+    if (!st->writer_started) {
+        int rc;
+        while ((rc = store_jobs_step(st)) == 1) {
+        }
+        return rc < 0 ? rc : 0;
+    }
+    uv_mutex_lock(&st->jobs_lock);
+    while (st->njobs > 0) uv_cond_wait(&st->jobs_cond, &st->jobs_lock);
+    uv_mutex_unlock(&st->jobs_lock);
+    /* Wake the writer in case it is idle with nothing queued. */
+    return 0;
+}
