@@ -140,7 +140,9 @@ static int env_open_dbs(store_t *st)
         }
         mdb_cursor_close(cur);
     }
-    rc = ro ? (mdb_txn_abort(txn), 0) : mdb_txn_commit(txn);
+    /* Committed even when read-only: LMDB closes the handles a transaction
+     * opened if it is aborted. */
+    rc = mdb_txn_commit(txn);
     return store_mdb_err(rc, st->dir);
 }
 
