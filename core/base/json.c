@@ -2,6 +2,7 @@
 
 #include "base/err.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,10 @@ void json_write_real(buf_t *b, double v)
         buf_adds(b, "null");
         return;
     }
-    for (int prec = 15; prec <= 17; prec++) {
+    /* For normal doubles any decimal of up to 15 digits (DBL_DIG) reads back
+     * exactly, so the 15-digit form is already the shortest when it round
+     * trips; subnormals have fewer significant bits and may need fewer. */
+    for (int prec = fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v) break;
     }
@@ -168,6 +172,13 @@ static int json_text_too_deep(const char *s, size_t len)
 
 json_t *json_parse(const char *data, size_t len)
 {
+    /* No raw NUL belongs in JSON text (in strings it must be escaped), and
+     * jansson takes one after a top-level number ("123\0") for the end. */
+    if (memchr(data, '\0', len)) {
+        err_set(KITH_EINVAL, "malformed JSON: a NUL byte at offset %zu",
+                (size_t)((const char *)memchr(data, '\0', len) - data));
+        return NULL;
+    }
     if (json_text_too_deep(data, len)) {
         err_set(KITH_ELIMIT, "JSON nested more than %d levels deep", JSON_DEPTH_MAX);
         return NULL;

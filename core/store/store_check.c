@@ -117,7 +117,7 @@ static int walk_records(check_t *ck)
             if (fields) json_decref(fields);
             continue;
         }
-        json_t *canon = store_validate(NULL, c, fields, VALIDATE_UPDATE);
+        json_t *canon = store_validate(NULL, c, fields, NULL, VALIDATE_UPDATE);
         if (!canon) {
             const err_diag_t *e = err_last();
             problem(ck, "record %s/%s breaks the schema: %s %s", c->name, ids,

@@ -274,6 +274,11 @@ int store_filter_compile(const store_coll_t *c, const json_t *j, store_filter_t 
     } else {
         rc = compile(&fc, j, "filter", 0, &root);
     }
+    /* compile() checks the count on entry only; a clause's operators come after. */
+    if (rc == 0 && fc.nodes > FILTER_NODES_MAX) {
+        node_free(root);
+        rc = err_set(KITH_ELIMIT, "filter has more than %d terms", FILTER_NODES_MAX);
+    }
     if (rc) return rc;
     store_filter_t *f = xcalloc(1, sizeof *f);
     f->root = root;
@@ -378,35 +383,57 @@ static int eval_leaf(const fnode_t *n, const store_record_t *rec, const json_t *
     return n->cmp == CMP_NE && n->kind == FN_CMP ? !any : any;
 }
 
-static int eval(const fnode_t *n, const store_record_t *rec, const json_t *fields, buf_t *b)
+static int eval(const fnode_t *n, const fnode_t *skip, const store_record_t *rec,
+                const json_t *fields, buf_t *b)
 {
+    if (n == skip) return 1;
     switch (n->kind) {
     case FN_TRUE: return 1;
     case FN_AND:
         for (size_t i = 0; i < n->nkids; i++)
-            if (!eval(n->kids[i], rec, fields, b)) return 0;
+            if (!eval(n->kids[i], skip, rec, fields, b)) return 0;
         return 1;
     case FN_OR:
         for (size_t i = 0; i < n->nkids; i++)
-            if (eval(n->kids[i], rec, fields, b)) return 1;
+            if (eval(n->kids[i], NULL, rec, fields, b)) return 1;
         return 0;
-    case FN_NOT: return !eval(n->kids[0], rec, fields, b);
+    case FN_NOT: return !eval(n->kids[0], NULL, rec, fields, b);
     default: return eval_leaf(n, rec, fields, b);
     }
 }
 
-int store_filter_match(const store_filter_t *f, const store_record_t *rec, const json_t *fields)
+static int reads_fields(const fnode_t *n, const fnode_t *skip)
 {
-    if (f->root->kind == FN_TRUE) return 1;
+    if (n == skip) return 0;
+    if (n->field && !n->field->pseudo) return 1;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (reads_fields(n->kids[i], n->kind == FN_AND ? skip : NULL)) return 1;
+    return 0;
+}
+
+int store_filter_needs_fields_skip(const store_filter_t *f, const fnode_t *skip)
+{
+    return reads_fields(f->root, skip);
+}
+
+int store_filter_match_skip(const store_filter_t *f, const fnode_t *skip,
+                            const store_record_t *rec, const json_t *fields)
+{
+    if (f->root->kind == FN_TRUE || f->root == skip) return 1;
     json_t *own = NULL;
-    if (!fields && f->needs_fields) {
+    if (!fields && reads_fields(f->root, skip)) {
         own = json_parse(rec->json, rec->json_len);
         if (!own) return err_set(KITH_ECORRUPT, "stored record is not JSON");
         fields = own;
     }
     buf_t b = BUF_INIT;
-    int r = eval(f->root, rec, fields, &b);
+    int r = eval(f->root, skip, rec, fields, &b);
     buf_free(&b);
     if (own) json_decref(own);
     return r;
+}
+
+int store_filter_match(const store_filter_t *f, const store_record_t *rec, const json_t *fields)
+{
+    return store_filter_match_skip(f, NULL, rec, fields);
 }

@@ -31,6 +31,19 @@ void store_op_fingerprint(const store_op_t *op, uint8_t fp[32])
     memcpy(hdr + 9, op->id.b, ID_LEN);
     mbedtls_sha256_update_ret(&c, hdr, sizeof hdr);
     mbedtls_sha256_update_ret(&c, (const uint8_t *)op->coll, strlen(op->coll) + 1);
+    /* Inputs only some kinds have; hashed only when set, so the fingerprints
+     * of record ops stay what they were. */
+    if (op->field[0]) {
+        mbedtls_sha256_update_ret(&c, (const uint8_t *)"f", 1);
+        mbedtls_sha256_update_ret(&c, (const uint8_t *)op->field, strlen(op->field) + 1);
+    }
+    if (op->consumer) {
+        uint8_t seq[8];
+        store_u64be(seq, op->cursor_seq);
+        mbedtls_sha256_update_ret(&c, (const uint8_t *)"c", 1);
+        mbedtls_sha256_update_ret(&c, (const uint8_t *)op->consumer, strlen(op->consumer) + 1);
+        mbedtls_sha256_update_ret(&c, seq, sizeof seq);
+    }
     if (op->data) {
         /* jansson keeps insertion order; sort keys so {"a":1,"b":2} and
          * {"b":2,"a":1} are the same request. */

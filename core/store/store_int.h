@@ -149,8 +149,10 @@ int schema_apply(store_wtxn_t *w, store_op_t *op, store_coll_t *newc);
 enum { VALIDATE_CREATE = 1, VALIDATE_REPLACE = 2, VALIDATE_UPDATE = 3 };
 /* Checks fields against c and returns the canonical object in schema order
  * (new reference), or NULL with KITH_EVALIDATION and the offending fields. w
- * (may be NULL) is used to check that refs point at existing records. */
-json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in, int mode);
+ * (may be NULL) is used to check that refs point at existing records; refs
+ * equal to those in old (the record before an update, or NULL) are not. */
+json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in, const json_t *old,
+                       int mode);
 /* Canonical form of one value of field f, or NULL with a message in *why. */
 json_t *store_value_canon(const store_field_t *f, int type, const json_t *v, const char **why);
 int store_field_default_ok(const store_field_t *f);
@@ -235,5 +237,12 @@ struct store_filter {
     fnode_t *root;
     int needs_fields; /* some term reads a stored field (not only pseudo-fields) */
 };
+
+/* Matching without one conjunctive term that the access path already proved
+ * (skip: a term reached from the root through ANDs only, or NULL). */
+int store_filter_match_skip(const store_filter_t *f, const fnode_t *skip,
+                            const store_record_t *rec, const json_t *fields);
+/* Whether matching without skip reads stored fields (so records need parsing). */
+int store_filter_needs_fields_skip(const store_filter_t *f, const fnode_t *skip);
 
 #endif

@@ -3,8 +3,10 @@
  * is the natural order of the values. Index keys and filter comparisons both
  * use them, so a filter means the same with or without an index.
  *
- *   int, datetime (µs), date (days), money (1/10000 units): 8 bytes, big-endian,
- *       sign bit flipped
+ *   int, datetime (µs), date (days): 8 bytes, big-endian, sign bit flipped
+ *   money (1/10000 units): 15 integer digits need up to 10^19 units, more than
+ *       an int64 holds: a sign byte (0 negative, 1 otherwise), then the
+ *       magnitude as 8 bytes big-endian, complemented when negative
  *   number: IEEE-754 bits, all flipped when negative, sign flipped otherwise
  *   bool: one byte; ref: the 16 id bytes
  *   string, text, enum, phone: the UTF-8 bytes (byte order = code point order)
@@ -35,19 +37,25 @@ static void key_double(buf_t *out, double d)
     buf_add_u64be(out, bits);
 }
 
-static int money_units(const char *s, size_t n, int64_t *out)
+/* The amount in 1/10000 units as a sign and a magnitude (zero is never negative). */
+static int money_units(const char *s, size_t n, int *neg, uint64_t *mag)
 {
-    int64_t ip = 0, fp = 0;
+    uint64_t ip = 0, fp = 0;
     size_t i = 0;
-    int neg = 0, fd = 0;
-    if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) ip = ip * 10 + (s[i] - '0');
+    int fd = 0;
+    *neg = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+')) *neg = s[i++] == '-';
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (ip > (UINT64_MAX / 10000 - 9) / 10) return -1; /* beyond what we store */
+        ip = ip * 10 + (uint64_t)(s[i] - '0');
+    }
     if (i < n && s[i] == '.')
         for (i++; i < n && s[i] >= '0' && s[i] <= '9' && fd < 4; i++, fd++)
-            fp = fp * 10 + (s[i] - '0');
+            fp = fp * 10 + (uint64_t)(s[i] - '0');
     if (i != n) return -1;
     for (; fd < 4; fd++) fp *= 10;
-    *out = (ip * 10000 + fp) * (neg ? -1 : 1);
+    *mag = ip * 10000 + fp;
+    if (*mag == 0) *neg = 0;
     return 0;
 }
 
@@ -106,10 +114,13 @@ int store_key_encode(int type, const json_t *v, int truncate, int fold, buf_t *o
         return 0;
     }
     case ST_MONEY: {
-        int64_t units;
-        if (!json_is_string(v) || money_units(json_string_value(v), json_string_length(v), &units))
+        int neg;
+        uint64_t mag;
+        if (!json_is_string(v) ||
+            money_units(json_string_value(v), json_string_length(v), &neg, &mag))
             break;
-        store_key_i64(out, units);
+        buf_addc(out, neg ? 0 : 1);
+        buf_add_u64be(out, neg ? ~mag : mag);
         return 0;
     }
     case ST_REF: {

@@ -95,6 +95,7 @@ static int log_decode(const store_schema_t *s, const MDB_val *k, const MDB_val *
 
 int store_changes(store_rtxn_t *rt, uint64_t after, size_t limit, store_change_fn fn, void *ctx)
 {
+    if (after == UINT64_MAX) return 0; /* after + 1 would wrap to the start */
     MDB_cursor *cur;
     int rc = mdb_cursor_open(rt->txn, rt->st->dbi[DB_LOG], &cur);
     if (rc) return store_mdb_err(rc, "change log");

@@ -178,7 +178,7 @@ static int op_create(store_wtxn_t *w, store_op_t *op)
 {
     const store_coll_t *c = op_coll(w, op);
     if (!c) return KITH_ENOTFOUND;
-    json_t *fields = store_validate(w, c, op->data, VALIDATE_CREATE);
+    json_t *fields = store_validate(w, c, op->data, NULL, VALIDATE_CREATE);
     if (!fields) return err_last()->code;
     kith_id_t id;
     if (op->has_id)
@@ -249,7 +249,7 @@ static int op_modify(store_wtxn_t *w, store_op_t *op)
     json_t *old = json_parse(rec.json, rec.json_len);
     if (!old) return err_set(KITH_ECORRUPT, "%s: stored record is not JSON", c->name);
     json_t *merged = op->kind == STORE_OP_UPDATE ? merge_patch(old, op->data) : json_incref(op->data);
-    json_t *fields = store_validate(w, c, merged, op->kind == STORE_OP_UPDATE ? VALIDATE_UPDATE
+    json_t *fields = store_validate(w, c, merged, old, op->kind == STORE_OP_UPDATE ? VALIDATE_UPDATE
                                                                                 : VALIDATE_REPLACE);
     json_decref(merged);
     if (!fields) {

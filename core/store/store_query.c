@@ -42,6 +42,7 @@ typedef struct plan {
     buf_t lo, hi;
     int lo_incl, hi_incl, hi_prefix;
     int multi; /* range over an array field: dedupe records */
+    const fnode_t *exact; /* a term the path proves for every candidate: not re-checked */
 } plan_t;
 
 typedef struct qrun {
@@ -53,6 +54,7 @@ typedef struct qrun {
     void *ctx;
     size_t limit, n, examined, examine_max;
     int full, more;
+    int parse; /* candidates' fields are needed (residual filter or dedupe) */
     buf_t last_key;
     kith_id_t last_id;
     int have_last;
@@ -169,6 +171,18 @@ static int parse_sort(const store_coll_t *c, const char *sort, const store_field
     return 0;
 }
 
+/* The term an ids, eq or in path proves exactly: every candidate satisfies it
+ * (index keys hold whole values unless cut at IKEY_VALUE_MAX; e-mail keys and
+ * operands are folded alike; an array has one entry per distinct element). */
+static const fnode_t *plan_exact_term(const plan_t *p)
+{
+    if (p->kind != PLAN_IDS && p->kind != PLAN_EQ && p->kind != PLAN_IN) return NULL;
+    const fnode_t *t = p->term;
+    for (size_t i = 0; i < t->nvals; i++)
+        if (t->vlen[i] >= IKEY_VALUE_MAX) return NULL; /* a cut key may be a longer value */
+    return t;
+}
+
 static int plan_make(const store_coll_t *c, const store_filter_t *flt, const char *sort, plan_t *p)
 {
     const store_field_t *sf;
@@ -187,6 +201,7 @@ static int plan_make(const store_coll_t *c, const store_filter_t *flt, const cha
     /* Id order (asc or desc): pick the best path that yields ids in order; with
      * no sort requested, a range path is allowed too (results in key order). */
     int best = 0;
+    int sorted = sort && *sort; /* by id: a range path would give key order */
     p->kind = PLAN_SCAN;
     for (size_t i = 0; i < nt; i++) {
         const fnode_t *t = terms[i];
@@ -204,15 +219,15 @@ static int plan_make(const store_coll_t *c, const store_filter_t *flt, const cha
         } else if (value_index_ready(f) && t->kind == FN_IN && t->nvals <= 64) {
             score = 80;
             kind = PLAN_IN;
-        } else if (!sort && t->kind == FN_PREFIX && f->prefix_id && f->prefix_state == IDX_READY) {
+        } else if (!sorted && t->kind == FN_PREFIX && f->prefix_id && f->prefix_state == IDX_READY) {
             score = 60;
             kind = PLAN_RANGE;
             pfx = 1;
-        } else if (!sort && t->kind == FN_PREFIX && value_index_ready(f) &&
+        } else if (!sorted && t->kind == FN_PREFIX && value_index_ready(f) &&
                    (f->type == ST_EMAIL || (f->type == ST_ARRAY && f->item_type == ST_EMAIL))) {
             score = 60; /* e-mail keys are folded already */
             kind = PLAN_RANGE;
-        } else if (!sort && value_index_ready(f) && t->kind == FN_CMP && t->cmp != CMP_NE) {
+        } else if (!sorted && value_index_ready(f) && t->kind == FN_CMP && t->cmp != CMP_NE) {
             score = 40;
             kind = PLAN_RANGE;
         }
@@ -230,10 +245,17 @@ static int plan_make(const store_coll_t *c, const store_filter_t *flt, const cha
                 plan_range_init(p, f, 0);
                 /* exclude NULL entries: a comparison never matches a missing field */
                 bound_key(&p->lo, p->index_id, "", 0);
-                range_from_terms(p, terms, nt);
+                /* Each term on an array may hold through a different element
+                 * (["z","a"] is both > "b" and < "f"): only the chosen term may
+                 * narrow the span, or the index would miss such records. */
+                if (f->type == ST_ARRAY)
+                    range_from_terms(p, &t, 1);
+                else
+                    range_from_terms(p, terms, nt);
             }
         }
     }
+    p->exact = plan_exact_term(p);
     return 0;
 }
 
@@ -355,14 +377,14 @@ static int visit(qrun_t *r, const void *key, size_t klen, const kith_id_t *id, c
     rc = store_rec_decode(r->c, id, rv, &rec);
     if (rc) return rc;
     json_t *fields = NULL;
-    if (r->filter->needs_fields || (r->plan->kind == PLAN_RANGE && r->plan->multi)) {
+    if (r->parse) {
         fields = json_parse(rec.json, rec.json_len);
         if (!fields) return err_set(KITH_ECORRUPT, "%s: stored record is not JSON", r->c->name);
     }
     int ok = 1;
     if (r->plan->kind == PLAN_RANGE && r->plan->multi)
         ok = range_first_for_record(r, fields, key, klen);
-    if (ok) ok = store_filter_match(r->filter, &rec, fields);
+    if (ok) ok = store_filter_match_skip(r->filter, r->plan->exact, &rec, fields);
     if (fields) json_decref(fields);
     if (ok < 0) return ok;
     if (ok) {
@@ -672,6 +694,7 @@ int store_query(store_rtxn_t *rt, const store_query_t *q, store_row_fn fn, void 
     qrun_t r = {.rt = rt, .c = c, .filter = f, .plan = &p, .fn = fn, .ctx = ctx};
     r.limit = q->limit ? q->limit : QUERY_LIMIT_DEFAULT;
     r.examine_max = q->examine_max;
+    r.parse = store_filter_needs_fields_skip(f, p.exact) || (p.kind == PLAN_RANGE && p.multi);
     keyset_init(&r.ks);
     if (rc == 0) {
         switch (p.kind) {

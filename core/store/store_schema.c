@@ -322,8 +322,9 @@ static int parse_field(const json_t *fd, store_field_t *f, int stored)
             f->description = xstrdup(json_string_value(jd));
         }
     }
-    if ((f->flags & (SF_INDEXED | SF_UNIQUE)) && !store_type_indexable(f->type)) {
-        err_field_add(fname, "%s fields cannot be indexed", store_type_name(f->type));
+    /* vtype: an array's items are what its index holds */
+    if ((f->flags & (SF_INDEXED | SF_UNIQUE)) && !store_type_indexable(vtype)) {
+        err_field_add(fname, "%s fields cannot be indexed", store_type_name(vtype));
         bad = 1;
     }
     if ((f->flags & SF_UNIQUE) && f->type == ST_ARRAY) {
@@ -338,7 +339,12 @@ static int parse_field(const json_t *fd, store_field_t *f, int stored)
     json_t *jdf = json_object_get(fd, "default");
     if (jdf && !json_is_null(jdf)) {
         const char *why = NULL;
+        /* canonicalising may call err_set (time and id parsers), which would
+         * clear the fields named so far */
+        err_diag_t keep;
+        err_save(&keep);
         json_t *c = store_value_canon(f, f->type, jdf, &why);
+        err_restore(&keep);
         if (!c) {
             err_field_add(fname, "'default' is not valid: %s", why);
             bad = 1;

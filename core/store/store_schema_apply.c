@@ -223,6 +223,8 @@ int schema_apply(store_wtxn_t *w, store_op_t *op, store_coll_t *nc)
             if (rc == KITH_EVALIDATION) {
                 err_diag_t d;
                 err_save(&d);
+                /* err_field_add sets no code; store_exec returns the diagnostic's */
+                d.code = KITH_EVALIDATION;
                 snprintf(d.msg, sizeof d.msg, "%s: this change is not allowed", nc->name);
                 err_restore(&d);
             }

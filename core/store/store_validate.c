@@ -10,6 +10,7 @@
 #include "base/timeutil.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -158,13 +159,44 @@ static json_t *money_canon(const json_t *v, const char **why)
     return json_stringn(out, o);
 }
 
+/* The most bytes a value of type may have in field f: an array's max_length
+ * counts its items, and each item has its type's own limit. */
+static size_t length_max(const store_field_t *f, int type)
+{
+    if (f->type != ST_ARRAY) return f->max_length;
+    return type == ST_TEXT ? STORE_TEXT_MAX : STORE_STRING_MAX;
+}
+
+/* Strings built in code (Lua, plugins) may hold NUL, which JSON text cannot
+ * carry unescaped and jansson refuses when reading back: refuse it on write. */
+static int has_nul(const json_t *v)
+{
+    if (json_is_string(v)) return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (has_nul(json_array_get(v, i))) return 1;
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            if (has_nul(x)) return 1;
+        }
+    }
+    return 0;
+}
+
 json_t *store_value_canon(const store_field_t *f, int type, const json_t *v, const char **why)
 {
+    if (has_nul(v)) {
+        *why = "contains a NUL character";
+        return NULL;
+    }
     switch (type) {
     case ST_STRING:
     case ST_TEXT:
         if (!json_is_string(v)) break;
-        if (json_string_length(v) > f->max_length) {
+        if (json_string_length(v) > length_max(f, type)) {
             *why = "too long";
             return NULL;
         }
@@ -178,7 +210,7 @@ json_t *store_value_canon(const store_field_t *f, int type, const json_t *v, con
     case ST_EMAIL: {
         if (!json_is_string(v)) break;
         json_t *t = trimmed_string(v);
-        if (json_string_length(t) > f->max_length ||
+        if (json_string_length(t) > length_max(f, type) ||
             !email_ok(json_string_value(t), json_string_length(t))) {
             json_decref(t);
             *why = "not a valid e-mail address";
@@ -189,7 +221,7 @@ json_t *store_value_canon(const store_field_t *f, int type, const json_t *v, con
     case ST_PHONE: {
         if (!json_is_string(v)) break;
         json_t *t = trimmed_string(v);
-        if (json_string_length(t) > f->max_length ||
+        if (json_string_length(t) > length_max(f, type) ||
             !phone_ok(json_string_value(t), json_string_length(t))) {
             json_decref(t);
             *why = "not a valid phone number";
@@ -299,9 +331,33 @@ static int ref_exists(store_wtxn_t *w, const store_field_t *f, const json_t *v)
     return mdb_get(w->txn, w->st->dbi[DB_RECORDS], &k, &d) == 0;
 }
 
-json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in, int mode)
+/* Appends one offending field to d (as err_field_add does to the thread's
+ * diagnostic). */
+__attribute__((format(printf, 3, 4))) static void field_error(err_diag_t *d, const char *field,
+                                                              const char *fmt, ...)
+{
+    if (d->nfields >= ERR_FIELDS_MAX) {
+        d->fields_dropped++;
+        return;
+    }
+    err_field_t *e = &d->fields[d->nfields++];
+    snprintf(e->name, sizeof e->name, "%s", field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+}
+
+json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in, const json_t *old,
+                       int mode)
 {
     err_clear();
+    /* The offending fields are collected in d, not in the thread's diagnostic:
+     * canonicalising a value may call err_set (time and id parsers), which
+     * clears the field list. */
+    err_diag_t d;
+    d.nfields = 0;
+    d.fields_dropped = 0;
     if (!json_is_object(in)) {
         err_set(KITH_EINVAL, "a record is a JSON object");
         return NULL;
@@ -313,7 +369,7 @@ json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in,
     {
         if (!store_coll_field(c, k)) {
             int pseudo = store_coll_field_or_pseudo(c, k) != NULL;
-            err_field_add(k, pseudo ? "is set by Kith and cannot be written" : "unknown field");
+            field_error(&d, k, pseudo ? "is set by Kith and cannot be written" : "unknown field");
             bad = 1;
         }
     }
@@ -325,7 +381,7 @@ json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in,
             if (mode == VALIDATE_CREATE && f->dflt) {
                 json_object_set(out, f->name, f->dflt);
             } else if (f->flags & SF_REQUIRED) {
-                err_field_add(f->name, "is required");
+                field_error(&d, f->name, "is required");
                 bad = 1;
             }
             continue;
@@ -333,17 +389,22 @@ json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in,
         const char *why = "invalid";
         json_t *cv = store_value_canon(f, f->type, x, &why);
         if (!cv) {
-            err_field_add(f->name, "%s", why);
+            field_error(&d, f->name, "%s", why);
             bad = 1;
             continue;
         }
-        if (w && f->type == ST_REF && !ref_exists(w, f, cv)) {
-            err_field_add(f->name, "no %s record has this id", f->ref);
+        /* Refs are checked when written: a ref left unchanged by an update
+         * stays valid even if its target was deleted since (deletes do not
+         * cascade), or the record could never be edited again. */
+        const json_t *prev = old ? json_object_get(old, f->name) : NULL;
+        if (prev && json_equal(prev, cv)) {
+        } else if (w && f->type == ST_REF && !ref_exists(w, f, cv)) {
+            field_error(&d, f->name, "no %s record has this id", f->ref);
             bad = 1;
         } else if (w && f->type == ST_ARRAY && f->item_type == ST_REF) {
             for (size_t j = 0; j < json_array_size(cv); j++)
                 if (!ref_exists(w, f, json_array_get(cv, j))) {
-                    err_field_add(f->name, "item %zu: no %s record has this id", j, f->ref);
+                    field_error(&d, f->name, "item %zu: no %s record has this id", j, f->ref);
                     bad = 1;
                     break;
                 }
@@ -352,8 +413,6 @@ json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in,
     }
     if (bad) {
         json_decref(out);
-        err_diag_t d;
-        err_save(&d);
         d.code = KITH_EVALIDATION;
         snprintf(d.msg, sizeof d.msg, "%s: the record breaks the schema", c->name);
         err_restore(&d);

@@ -204,6 +204,27 @@ static void unique_violation(void **state)
     assert_ok(tu_create(f->st, "contacts", "{\"first\":\"B\",\"email\":\"X@Y.IO\"}", &b));
 }
 
+/* Regression: a string with a NUL built in code (not parsed from JSON text)
+ * was stored as "a\u0000b", which then could not be read back for updates. */
+static void nul_in_strings_refused(void **state)
+{
+    fx_t *f = *state;
+    json_t *o = json_object();
+    json_object_set_new(o, "first", json_stringn("a\0b", 3));
+    store_op_t *op = store_op_create("contacts", o);
+    assert_int_equal(store_exec(f->st, op), KITH_EVALIDATION);
+    assert_string_equal(err_last()->fields[0].name, "first");
+    store_op_free(op);
+    json_object_set_new(o, "first", json_string("ok"));
+    json_t *m = json_object();
+    json_object_set_new(m, "k", json_stringn("x\0", 2));
+    json_object_set_new(o, "meta", m);
+    op = store_op_create("contacts", o);
+    assert_int_equal(store_exec(f->st, op), KITH_EVALIDATION);
+    store_op_free(op);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +235,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(replace_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_collection, setup, teardown),
         cmocka_unit_test_setup_teardown(unique_violation, setup, teardown),
+        cmocka_unit_test_setup_teardown(nul_in_strings_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
