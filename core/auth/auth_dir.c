@@ -42,9 +42,8 @@ static int write_config(const char *dir)
 {
     char path[4096];
     join(path, sizeof path, dir, "kith.json");
-    json_t *cfg = json_pack("{s:i,s:s,s:{s:s,s:s}}", "kith_data_format", AUTH_DATA_FORMAT,
-                            "listen", "127.0.0.1:8443", "tls", "cert", "tls/cert.pem", "key",
-                            "tls/key.pem");
+    json_t *cfg = json_pack("{s:i,s:s,s:{s:s,s:s}}", "kith_data_format", AUTH_DATA_FORMAT, "listen",
+                            "127.0.0.1:8443", "tls", "cert", "tls/cert.pem", "key", "tls/key.pem");
     char *text = json_dumps(cfg, JSON_INDENT(2));
     json_decref(cfg);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -156,8 +155,8 @@ int auth_workspace_name_ok(const char *name)
     if (n == 0 || n > AUTH_WORKSPACE_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 (i > 0 && (c == '_' || c == '-'));
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'));
         if (!ok) return 0;
     }
     return 1;
@@ -198,7 +197,10 @@ static int workspace_query(auth_dir_t *d, const char *name, names_t *nm)
     json_t *filter = name ? json_pack("{s:s}", "name", name) : NULL;
     char *cursor = NULL;
     do {
-        store_query_t q = {.coll = "_workspaces", .filter = filter, .sort = "name", .limit = 1000,
+        store_query_t q = {.coll = "_workspaces",
+                           .filter = filter,
+                           .sort = "name",
+                           .limit = 1000,
                            .cursor = cursor};
         char *next = NULL;
         rc = store_query(rt, &q, collect_name, nm, &next);
@@ -216,7 +218,8 @@ int auth_workspace_exists(auth_dir_t *d, const char *name)
     names_t nm = {0};
     int rc = workspace_query(d, name, &nm);
     int found = rc == 0 && nm.n > 0;
-    for (size_t i = 0; i < nm.n; i++) free(nm.v[i]);
+    for (size_t i = 0; i < nm.n; i++)
+        free(nm.v[i]);
     free(nm.v);
     return found;
 }
@@ -226,7 +229,8 @@ int auth_workspace_list(auth_dir_t *d, char ***names, size_t *n)
     names_t nm = {0};
     int rc = workspace_query(d, NULL, &nm);
     if (rc) {
-        for (size_t i = 0; i < nm.n; i++) free(nm.v[i]);
+        for (size_t i = 0; i < nm.n; i++)
+            free(nm.v[i]);
         free(nm.v);
         return rc;
     }
@@ -238,9 +242,12 @@ int auth_workspace_list(auth_dir_t *d, char ***names, size_t *n)
 int auth_workspace_create(auth_dir_t *d, const char *name)
 {
     if (!auth_workspace_name_ok(name))
-        return err_set(KITH_EINVAL, "'%s': a workspace name is 1 to 63 lower-case letters, digits, "
-                                    "'-' or '_', starting with a letter or digit", name);
-    if (d->mode == AUTH_DIR_READ) return err_set(KITH_EPERM, "the data directory is open read-only");
+        return err_set(KITH_EINVAL,
+                       "'%s': a workspace name is 1 to 63 lower-case letters, digits, "
+                       "'-' or '_', starting with a letter or digit",
+                       name);
+    if (d->mode == AUTH_DIR_READ)
+        return err_set(KITH_EPERM, "the data directory is open read-only");
     if (auth_workspace_exists(d, name))
         return err_set(KITH_EEXIST, "workspace '%s' already exists", name);
     char p[4096];
@@ -268,7 +275,8 @@ int auth_workspace_open(auth_dir_t *d, const char *name, store_t **out)
         return err_set(KITH_EINVAL, "'%s' is not a valid workspace name", name);
     char p[4096];
     auth_workspace_path(d, name, p, sizeof p);
-    store_opts_t o = {.read_only = d->mode == AUTH_DIR_READ, .no_writer = d->mode != AUTH_DIR_SERVE};
+    store_opts_t o = {.read_only = d->mode == AUTH_DIR_READ,
+                      .no_writer = d->mode != AUTH_DIR_SERVE};
     int rc = store_open(out, p, &o);
     if (rc) err_wrap("workspace %s", name);
     return rc;

@@ -10,8 +10,8 @@
 #include <mbedtls/sha256.h>
 #include <string.h>
 
-static const char *const builtin_roles[] = {"admin", "manager", "sales", "support", "readonly",
-                                            NULL};
+static const char *const builtin_roles[] = {"admin",   "manager",  "sales",
+                                            "support", "readonly", NULL};
 
 int auth_role_builtin(const char *role)
 {
@@ -42,7 +42,7 @@ int auth_key_create(auth_dir_t *d, const char *workspace, const char *role, cons
         return err_set(KITH_ENOTFOUND, "no workspace '%s'", workspace);
     uint8_t secret[32];
     rand_bytes(secret, sizeof secret);
-    memcpy(token, AUTH_TOKEN_PREFIX, strlen(AUTH_TOKEN_PREFIX));
+    memcpy(token, AUTH_TOKEN_PREFIX, sizeof AUTH_TOKEN_PREFIX); /* with its NUL */
     b64url_encode(secret, sizeof secret, token + strlen(AUTH_TOKEN_PREFIX));
     memset(secret, 0, sizeof secret);
     char hash[65];
@@ -79,7 +79,8 @@ static int key_row(void *ctx, const store_record_t *rec)
     id_encode(&rec->id, f->p.key_id);
     snprintf(f->p.workspace, sizeof f->p.workspace, "%s",
              str_or_empty(json_string_value(json_object_get(j, "workspace"))));
-    snprintf(f->p.role, sizeof f->p.role, "%s", str_or_empty(json_string_value(json_object_get(j, "role"))));
+    snprintf(f->p.role, sizeof f->p.role, "%s",
+             str_or_empty(json_string_value(json_object_get(j, "role"))));
     f->revoked = json_is_true(json_object_get(j, "revoked"));
     json_decref(j);
     return 0;

@@ -31,7 +31,8 @@ void buf_reserve(buf_t *b, size_t n)
     size_t need = b->len + n + 1;
     if (need <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     b->p = xrealloc(b->p, cap);
     b->cap = cap;
 }
@@ -98,7 +99,11 @@ void buf_add_u64be(buf_t *b, uint64_t v)
 
 char *buf_steal(buf_t *b, size_t *len)
 {
-    if (!b->p) buf_reserve(b, 0);
+    if (!b->p) {
+        b->p = xmalloc(1);
+        b->cap = 1;
+        b->len = 0;
+    }
     char *p = b->p;
     p[b->len] = '\0';
     if (len) *len = b->len;

@@ -13,7 +13,8 @@ static void crc32c_table_init(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (CRC32C_POLY & (0u - (c & 1u)));
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (CRC32C_POLY & (0u - (c & 1u)));
         crc_table[0][i] = c;
     }
     for (uint32_t i = 0; i < 256; i++)
@@ -36,19 +37,20 @@ uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len)
 #endif
         lo ^= crc;
         crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-              crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
-              crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^
+              crc_table[2][(hi >> 8) & 0xff] ^ crc_table[1][(hi >> 16) & 0xff] ^
+              crc_table[0][hi >> 24];
         p += 8;
         len -= 8;
     }
-    while (len--) crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
+    while (len--)
+        crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
     return ~crc;
 }
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *data,
-                                                           size_t len)
+                                                            size_t len)
 {
     const uint8_t *p = data;
     uint64_t c = ~crc;
@@ -60,7 +62,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
         len -= 8;
     }
     uint32_t c32 = (uint32_t)c;
-    while (len--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    while (len--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
     return ~c32;
 }
 

@@ -92,44 +92,71 @@ void err_clear(void)
 const char *err_name(int code)
 {
     switch (code) {
-    case KITH_OK: return "ok";
-    case KITH_EINVAL: return "invalid";
-    case KITH_ENOTFOUND: return "not_found";
-    case KITH_EEXIST: return "exists";
-    case KITH_ECONFLICT: return "conflict";
-    case KITH_EVALIDATION: return "validation";
-    case KITH_EIO: return "io";
-    case KITH_ENOSPC: return "no_space";
-    case KITH_ECORRUPT: return "corrupt";
-    case KITH_ELOCKED: return "locked";
-    case KITH_ENOMEM: return "no_memory";
-    case KITH_ELIMIT: return "limit";
-    case KITH_EPERM: return "forbidden";
-    case KITH_EVETO: return "vetoed";
-    case KITH_EBUSY: return "busy";
-    case KITH_ESHUTDOWN: return "shutdown";
-    case KITH_EINTERNAL: return "internal";
-    default: return "unknown";
+    case KITH_OK:
+        return "ok";
+    case KITH_EINVAL:
+        return "invalid";
+    case KITH_ENOTFOUND:
+        return "not_found";
+    case KITH_EEXIST:
+        return "exists";
+    case KITH_ECONFLICT:
+        return "conflict";
+    case KITH_EVALIDATION:
+        return "validation";
+    case KITH_EIO:
+        return "io";
+    case KITH_ENOSPC:
+        return "no_space";
+    case KITH_ECORRUPT:
+        return "corrupt";
+    case KITH_ELOCKED:
+        return "locked";
+    case KITH_ENOMEM:
+        return "no_memory";
+    case KITH_ELIMIT:
+        return "limit";
+    case KITH_EPERM:
+        return "forbidden";
+    case KITH_EVETO:
+        return "vetoed";
+    case KITH_EBUSY:
+        return "busy";
+    case KITH_ESHUTDOWN:
+        return "shutdown";
+    case KITH_EINTERNAL:
+        return "internal";
+    default:
+        return "unknown";
     }
 }
 
 int err_from_errno(int e)
 {
     switch (e) {
-    case 0: return KITH_OK;
+    case 0:
+        return KITH_OK;
     case ENOENT:
-    case ENOTDIR: return KITH_ENOTFOUND;
+    case ENOTDIR:
+        return KITH_ENOTFOUND;
     case EEXIST:
-    case ENOTEMPTY: return KITH_EEXIST;
+    case ENOTEMPTY:
+        return KITH_EEXIST;
     case EACCES:
     case EPERM:
-    case EROFS: return KITH_EPERM;
+    case EROFS:
+        return KITH_EPERM;
     case ENOSPC:
-    case EDQUOT: return KITH_ENOSPC;
+    case EDQUOT:
+        return KITH_ENOSPC;
     case EAGAIN:
-    case EBUSY: return KITH_ELOCKED;
-    case ENOMEM: return KITH_ENOMEM;
-    case EINVAL: return KITH_EINVAL;
-    default: return KITH_EIO;
+    case EBUSY:
+        return KITH_ELOCKED;
+    case ENOMEM:
+        return KITH_ENOMEM;
+    case EINVAL:
+        return KITH_EINVAL;
+    default:
+        return KITH_EIO;
     }
 }

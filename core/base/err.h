@@ -44,8 +44,8 @@ typedef struct err_field {
 typedef struct err_diag {
     int code;
     char msg[ERR_MSG_MAX];
-    int nfields;           /* entries used in fields[] */
-    int fields_dropped;    /* fields that did not fit */
+    int nfields;        /* entries used in fields[] */
+    int fields_dropped; /* fields that did not fit */
     err_field_t fields[ERR_FIELDS_MAX];
 } err_diag_t;
 

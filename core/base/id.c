@@ -69,6 +69,7 @@ int id_decode(const char *s, size_t len, kith_id_t *id)
 int64_t id_time_ms(const kith_id_t *id)
 {
     uint64_t t = 0;
-    for (int i = 0; i < 6; i++) t = (t << 8) | id->b[i];
+    for (int i = 0; i < 6; i++)
+        t = (t << 8) | id->b[i];
     return (int64_t)t;
 }

@@ -22,13 +22,27 @@ void json_write_str(buf_t *b, const char *s, size_t len)
         char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
         size_t n = 2;
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';
@@ -108,12 +122,24 @@ void json_write_value(buf_t *b, const json_t *v)
         buf_addc(b, ']');
         break;
     }
-    case JSON_STRING: json_write_str(b, json_string_value(v), json_string_length(v)); break;
-    case JSON_INTEGER: json_write_int(b, json_integer_value(v)); break;
-    case JSON_REAL: json_write_real(b, json_real_value(v)); break;
-    case JSON_TRUE: buf_add(b, "true", 4); break;
-    case JSON_FALSE: buf_add(b, "false", 5); break;
-    case JSON_NULL: buf_add(b, "null", 4); break;
+    case JSON_STRING:
+        json_write_str(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        json_write_int(b, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        json_write_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        buf_add(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        buf_add(b, "false", 5);
+        break;
+    case JSON_NULL:
+        buf_add(b, "null", 4);
+        break;
     }
 }
 

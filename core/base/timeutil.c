@@ -87,8 +87,7 @@ static int days_in_month(int y, int m)
 
 static int parse_ymd(const char *s, int *y, int *m, int *d)
 {
-    if (digits(s, 4, y) || s[4] != '-' || digits(s + 5, 2, m) || s[7] != '-' ||
-        digits(s + 8, 2, d))
+    if (digits(s, 4, y) || s[4] != '-' || digits(s + 5, 2, m) || s[7] != '-' || digits(s + 8, 2, d))
         return -1;
     if (*m < 1 || *m > 12 || *d < 1 || *d > days_in_month(*y, *m)) return -1;
     return 0;
@@ -142,7 +141,7 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *us)
     }
     if (i != len) goto bad;
     int64_t days = time_days_from_civil(y, (unsigned)mo, (unsigned)d);
-    int64_t t = days * 86400 + h * 3600 + mi * 60 + sec - off;
+    int64_t t = days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - off;
     *us = t * 1000000 + frac;
     return 0;
 bad:

@@ -106,7 +106,8 @@ int cmd_check(const cli_cmd_t *cmd, int argc, char **argv)
         }
         closedir(dir);
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     auth_dir_close(d);
     if (problems) {
@@ -142,7 +143,8 @@ static int copy_file(const char *from, const char *to, mode_t mode)
 
 static int backup_store(store_t *st, const char *dest)
 {
-    if (mkdir(dest, 0750) != 0) return err_set(err_from_errno(errno), "%s: %s", dest, strerror(errno));
+    if (mkdir(dest, 0750) != 0)
+        return err_set(err_from_errno(errno), "%s: %s", dest, strerror(errno));
     return store_backup(st, dest);
 }
 
@@ -153,7 +155,8 @@ int cmd_backup(const cli_cmd_t *cmd, int argc, char **argv)
     if (rc >= 0) return rc;
     const char *dest = o.pos[0];
     struct stat sb;
-    if (lstat(dest, &sb) == 0) return cli_fail(cmd, "%s already exists; refusing to touch it", dest);
+    if (lstat(dest, &sb) == 0)
+        return cli_fail(cmd, "%s already exists; refusing to touch it", dest);
     auth_dir_t *d;
     if (auth_dir_open(o.data, AUTH_DIR_READ, &d) != 0) return cli_fail_err(cmd, NULL);
     char tmp[4096], p[4200], q[4200];
@@ -182,14 +185,16 @@ int cmd_backup(const cli_cmd_t *cmd, int argc, char **argv)
     }
     snprintf(p, sizeof p, "%s/tls", tmp);
     if (rc == 0 && mkdir(p, 0700) != 0) rc = err_set(KITH_EIO, "%s: %s", p, strerror(errno));
-    const char *files[][2] = {{"kith.json", "0640"}, {"tls/cert.pem", "0644"}, {"tls/key.pem", "0600"}};
+    const char *files[][2] = {
+        {"kith.json", "0640"}, {"tls/cert.pem", "0644"}, {"tls/key.pem", "0600"}};
     for (size_t i = 0; rc == 0 && i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", o.data, files[i][0]);
         snprintf(q, sizeof q, "%s/%s", tmp, files[i][0]);
         if (access(p, F_OK) != 0 && i > 0) continue; /* a directory without TLS files */
         rc = copy_file(p, q, (mode_t)strtol(files[i][1], NULL, 8));
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     auth_dir_close(d);
     if (rc == 0 && rename(tmp, dest) != 0)

@@ -22,8 +22,10 @@ int cmd_workspace_create(const cli_cmd_t *cmd, int argc, char **argv)
     if (rc >= 0) return rc;
     const char *name = o.pos[0];
     if (!auth_workspace_name_ok(name))
-        return cli_fail(cmd, "'%s': a workspace name is 1 to 63 of a-z 0-9 - _, starting with a "
-                             "letter or digit", name);
+        return cli_fail(cmd,
+                        "'%s': a workspace name is 1 to 63 of a-z 0-9 - _, starting with a "
+                        "letter or digit",
+                        name);
     auth_dir_t *d;
     if ((rc = open_dir(cmd, o.data, AUTH_DIR_WRITE, &d))) return rc;
     rc = auth_workspace_create(d, name);
@@ -56,13 +58,15 @@ int cmd_workspace_list(const cli_cmd_t *cmd, int argc, char **argv)
 int cmd_key_create(const cli_cmd_t *cmd, int argc, char **argv)
 {
     cli_opts_t o;
-    int rc = cli_parse(cmd, argc, argv, CLI_NEED_DATA | CLI_ALLOW_WORKSPACE | CLI_ALLOW_ROLE |
-                                            CLI_ALLOW_LABEL, 0, 0, &o);
+    int rc =
+        cli_parse(cmd, argc, argv,
+                  CLI_NEED_DATA | CLI_ALLOW_WORKSPACE | CLI_ALLOW_ROLE | CLI_ALLOW_LABEL, 0, 0, &o);
     if (rc >= 0) return rc;
     if (!o.workspace) return cli_fail(cmd, "--workspace NAME is required");
     if (!o.role) return cli_fail(cmd, "--role ROLE is required");
     if (!auth_role_builtin(o.role))
-        return cli_fail(cmd, "unknown role '%s' (admin, manager, sales, support, readonly)", o.role);
+        return cli_fail(cmd, "unknown role '%s' (admin, manager, sales, support, readonly)",
+                        o.role);
     if (o.label && strlen(o.label) > 200) return cli_fail(cmd, "--label is at most 200 bytes");
     auth_dir_t *d;
     if ((rc = open_dir(cmd, o.data, AUTH_DIR_WRITE, &d))) return rc;

@@ -58,7 +58,8 @@ static int cmd_version(const cli_cmd_t *cmd, int argc, char **argv)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kith <command> [options]\n\ncommands:\n");
-    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  kith %s\n", commands[i].usage);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  kith %s\n", commands[i].usage);
     fprintf(f, "\n`kith <command> --help` explains one command. --data may also come from "
                "$KITH_DATA.\n");
 }
@@ -74,13 +75,15 @@ int main(int argc, char **argv)
         usage(stdout);
         return CLI_OK;
     }
-    if (strcmp(argv[1], "--version") == 0) return cmd_version(&commands[NCOMMANDS - 1], 1, argv + 1);
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(&commands[NCOMMANDS - 1], 1, argv + 1);
     /* Commands are one or two words ("check", "workspace create"). */
     for (size_t i = 0; i < NCOMMANDS; i++) {
         const char *name = commands[i].name;
         const char *sp = strchr(name, ' ');
         if (!sp) {
-            if (strcmp(argv[1], name) == 0) return commands[i].run(&commands[i], argc - 1, argv + 1);
+            if (strcmp(argv[1], name) == 0)
+                return commands[i].run(&commands[i], argc - 1, argv + 1);
             continue;
         }
         size_t n = (size_t)(sp - name);
@@ -144,9 +147,9 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
               cli_opts_t *o)
 {
     static const struct option longopts[] = {
-        {"data", required_argument, NULL, 'd'},  {"workspace", required_argument, NULL, 'w'},
-        {"role", required_argument, NULL, 'r'},  {"label", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"data", required_argument, NULL, 'd'}, {"workspace", required_argument, NULL, 'w'},
+        {"role", required_argument, NULL, 'r'}, {"label", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     opterr = 0;
@@ -154,7 +157,9 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h': cli_help(cmd, 0); return CLI_OK;
+        case 'h':
+            cli_help(cmd, 0);
+            return CLI_OK;
         case 'd':
             if (!(allow & CLI_NEED_DATA)) goto unknown;
             o->data = optarg;

@@ -92,11 +92,11 @@ int store_count(store_rtxn_t *rt, const char *coll, uint64_t *count);
 
 typedef struct store_query {
     const char *coll;
-    const json_t *filter;   /* NULL = everything */
-    const char *sort;       /* field name, "-field" for descending; NULL = id order */
-    size_t limit;           /* 0 = 50 */
-    const char *cursor;     /* from a previous page, or NULL */
-    size_t examine_max;     /* stop after examining this many records; 0 = no cap */
+    const json_t *filter; /* NULL = everything */
+    const char *sort;     /* field name, "-field" for descending; NULL = id order */
+    size_t limit;         /* 0 = 50 */
+    const char *cursor;   /* from a previous page, or NULL */
+    size_t examine_max;   /* stop after examining this many records; 0 = no cap */
 } store_query_t;
 
 /* Called once per matching record, in result order. Return 0 to go on, or a
@@ -123,14 +123,14 @@ enum store_change_op {
 typedef struct store_change {
     uint64_t seq;
     int64_t time_us;
-    int op;                /* enum store_change_op */
-    const char *coll;      /* collection name */
+    int op;           /* enum store_change_op */
+    const char *coll; /* collection name */
     kith_id_t id;
-    uint64_t version;      /* record version after the change (the deleted one for deletes) */
-    size_t nchanged;       /* names of the fields the change touched */
+    uint64_t version; /* record version after the change (the deleted one for deletes) */
+    size_t nchanged;  /* names of the fields the change touched */
     const char *changed[STORE_FIELDS_MAX];
-    const char *before;    /* JSON object of the previous values of changed fields
-                              (the whole record for deletes), or NULL */
+    const char *before; /* JSON object of the previous values of changed fields
+                           (the whole record for deletes), or NULL */
     size_t before_len;
 } store_change_t;
 
@@ -153,13 +153,13 @@ int store_cursor_get(store_rtxn_t *rt, const char *consumer, uint64_t *seq);
 
 enum store_op_kind {
     STORE_OP_CREATE = 1,
-    STORE_OP_UPDATE,     /* JSON merge patch (RFC 7396) */
+    STORE_OP_UPDATE, /* JSON merge patch (RFC 7396) */
     STORE_OP_REPLACE,
     STORE_OP_DELETE,
-    STORE_OP_SCHEMA,     /* create or alter a collection */
-    STORE_OP_FIELD,      /* add or change one field of a collection */
-    STORE_OP_CURSOR,     /* save a consumer cursor */
-    STORE_OP_CUSTOM,     /* caller's function on the writer thread */
+    STORE_OP_SCHEMA, /* create or alter a collection */
+    STORE_OP_FIELD,  /* add or change one field of a collection */
+    STORE_OP_CURSOR, /* save a consumer cursor */
+    STORE_OP_CUSTOM, /* caller's function on the writer thread */
 };
 
 typedef void (*store_done_fn)(store_op_t *op, void *ctx);
@@ -173,28 +173,28 @@ struct store_op {
     char coll[STORE_NAME_MAX];
     char field[STORE_NAME_MAX];
     kith_id_t id;
-    int has_id;             /* create: use id instead of a new one */
-    json_t *data;           /* record fields, patch, or definition (owned ref) */
-    uint64_t if_version;    /* update/replace/delete: 0 = any version */
-    char *idem_key;         /* optional idempotency key */
+    int has_id;          /* create: use id instead of a new one */
+    json_t *data;        /* record fields, patch, or definition (owned ref) */
+    uint64_t if_version; /* update/replace/delete: 0 = any version */
+    char *idem_key;      /* optional idempotency key */
     uint64_t cursor_seq;
     char *consumer;
     store_custom_fn custom;
-    void *udata;            /* for the caller and custom ops */
-    int system;             /* may touch system collections (names starting '_') */
+    void *udata; /* for the caller and custom ops */
+    int system;  /* may touch system collections (names starting '_') */
 
     /* result (valid after completion) */
-    int status;              /* 0 or KITH_E* */
-    err_diag_t diag;         /* why, when status != 0 */
-    kith_id_t rid;           /* the record written */
+    int status;      /* 0 or KITH_E* */
+    err_diag_t diag; /* why, when status != 0 */
+    kith_id_t rid;   /* the record written */
     uint64_t version;
     int64_t created_us;
     int64_t updated_us;
-    char *json;              /* the record's fields as stored (compact JSON) */
+    char *json; /* the record's fields as stored (compact JSON) */
     size_t json_len;
-    uint64_t seq;            /* change-log sequence of this write; 0 if none */
-    int nochange;            /* update that changed nothing: nothing written */
-    int idem_replayed;       /* result of an earlier op with the same key */
+    uint64_t seq;      /* change-log sequence of this write; 0 if none */
+    int nochange;      /* update that changed nothing: nothing written */
+    int idem_replayed; /* result of an earlier op with the same key */
 
     /* plumbing (private) */
     store_op_t *next;
@@ -226,8 +226,7 @@ void store_op_set_idem(store_op_t *op, const char *key);
 void store_op_free(store_op_t *op);
 
 /* Queues op; done(op, ctx) runs later on inbox's loop thread. Any thread. */
-void store_submit(store_t *st, store_op_t *op, loop_inbox_t *inbox, store_done_fn done,
-                  void *ctx);
+void store_submit(store_t *st, store_op_t *op, loop_inbox_t *inbox, store_done_fn done, void *ctx);
 
 /* Runs op and waits for its commit; returns op->status with the diagnostic
  * restored on the calling thread. Any thread but the writer's. */
@@ -243,15 +242,15 @@ int64_t store_wtxn_now(const store_wtxn_t *w);
 /* ---- maintenance ------------------------------------------------------------ */
 
 typedef struct store_stats {
-    uint64_t commits;      /* write transactions committed */
-    uint64_t ops;          /* ops completed */
+    uint64_t commits; /* write transactions committed */
+    uint64_t ops;     /* ops completed */
     uint64_t ops_failed;
-    uint64_t batch_max;    /* largest batch so far */
+    uint64_t batch_max; /* largest batch so far */
     uint64_t map_grows;
     uint64_t reopens;
     size_t map_size;
-    size_t queued;         /* ops waiting for the writer now */
-    size_t jobs;           /* index builds/drops pending */
+    size_t queued; /* ops waiting for the writer now */
+    size_t jobs;   /* index builds/drops pending */
 } store_stats_t;
 
 void store_stats_get(store_t *st, store_stats_t *out);

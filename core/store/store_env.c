@@ -14,16 +14,19 @@
 #include <unistd.h>
 
 static const char *const db_names[DB__COUNT] = {
-    [DB_RECORDS] = "records", [DB_INDEX] = "index", [DB_LOG] = "log",   [DB_CURSORS] = "cursors",
+    [DB_RECORDS] = "records", [DB_INDEX] = "index", [DB_LOG] = "log",     [DB_CURSORS] = "cursors",
     [DB_IDEM] = "idem",       [DB_META] = "meta",   [DB_AUDIT] = "audit", [DB_SCHED] = "sched",
 };
 
 int store_mdb_err(int rc, const char *what)
 {
     switch (rc) {
-    case 0: return 0;
-    case MDB_NOTFOUND: return err_set(KITH_ENOTFOUND, "%s: not found", what);
-    case MDB_KEYEXIST: return err_set(KITH_EEXIST, "%s: already exists", what);
+    case 0:
+        return 0;
+    case MDB_NOTFOUND:
+        return err_set(KITH_ENOTFOUND, "%s: not found", what);
+    case MDB_KEYEXIST:
+        return err_set(KITH_EEXIST, "%s: already exists", what);
     case MDB_MAP_FULL:
         err_set(KITH_ENOSPC, "%s: map full", what);
         return STORE_EMAPFULL;
@@ -37,10 +40,14 @@ int store_mdb_err(int rc, const char *what)
         return err_set(KITH_ECORRUPT, "%s: not an LMDB environment (or damaged)", what);
     case MDB_VERSION_MISMATCH:
         return err_set(KITH_ECORRUPT, "%s: written by an incompatible LMDB version", what);
-    case MDB_CORRUPTED: return err_set(KITH_ECORRUPT, "%s: damaged B-tree page", what);
-    case MDB_PANIC: return err_set(KITH_EIO, "%s: LMDB panic (environment must be reopened)", what);
-    case MDB_READERS_FULL: return err_set(KITH_EBUSY, "%s: reader table full", what);
-    case MDB_BAD_VALSIZE: return err_set(KITH_ELIMIT, "%s: key or value too large", what);
+    case MDB_CORRUPTED:
+        return err_set(KITH_ECORRUPT, "%s: damaged B-tree page", what);
+    case MDB_PANIC:
+        return err_set(KITH_EIO, "%s: LMDB panic (environment must be reopened)", what);
+    case MDB_READERS_FULL:
+        return err_set(KITH_EBUSY, "%s: reader table full", what);
+    case MDB_BAD_VALSIZE:
+        return err_set(KITH_ELIMIT, "%s: key or value too large", what);
     default:
         if (rc > 0) return err_set(err_from_errno(rc), "%s: %s", what, strerror(rc));
         return err_set(KITH_EIO, "%s: %s", what, mdb_strerror(rc));
@@ -87,7 +94,8 @@ static int env_open_dir(store_t *st)
     rc = mdb_env_open(st->env, st->dir, flags, 0640);
     if (rc) {
         int code = store_mdb_err(rc, st->dir);
-        if (rc == EAGAIN || rc == EBUSY) err_set(KITH_ELOCKED, "%s: environment is locked", st->dir);
+        if (rc == EAGAIN || rc == EBUSY)
+            err_set(KITH_ELOCKED, "%s: environment is locked", st->dir);
         mdb_env_close(st->env);
         st->env = NULL;
         return code;

@@ -43,7 +43,8 @@ static fnode_t *node_new(fcompile_t *fc, int kind)
 static void node_free(fnode_t *n)
 {
     if (!n) return;
-    for (size_t i = 0; i < n->nkids; i++) node_free(n->kids[i]);
+    for (size_t i = 0; i < n->nkids; i++)
+        node_free(n->kids[i]);
     free(n->kids);
     buf_free(&n->vals);
     free(n->voff);
@@ -90,7 +91,7 @@ static int compile_list(fcompile_t *fc, int kind, const json_t *arr, const char 
     for (size_t i = 0; i < json_array_size(arr); i++) {
         char sub[PATH_MAX_LEN];
         path_join(sub, path, NULL, i);
-        fnode_t *k;
+        fnode_t *k = NULL;
         int rc = compile(fc, json_array_get(arr, i), sub, depth + 1, &k);
         if (rc) {
             node_free(n);
@@ -107,8 +108,8 @@ static const struct {
     int kind;
     int cmp;
 } ops[] = {
-    {"eq", FN_CMP, CMP_EQ},   {"ne", FN_CMP, CMP_NE},         {"lt", FN_CMP, CMP_LT},
-    {"lte", FN_CMP, CMP_LTE}, {"gt", FN_CMP, CMP_GT},         {"gte", FN_CMP, CMP_GTE},
+    {"eq", FN_CMP, CMP_EQ},   {"ne", FN_CMP, CMP_NE},        {"lt", FN_CMP, CMP_LT},
+    {"lte", FN_CMP, CMP_LTE}, {"gt", FN_CMP, CMP_GT},        {"gte", FN_CMP, CMP_GTE},
     {"in", FN_IN, CMP_EQ},    {"prefix", FN_PREFIX, CMP_EQ}, {"exists", FN_EXISTS, CMP_EQ},
 };
 
@@ -139,8 +140,7 @@ static int compile_op(fcompile_t *fc, const store_field_t *f, const char *opname
     if (!f->pseudo) fc->needs_fields = 1;
     int rc = 0;
     if (kind == FN_EXISTS) {
-        if (!json_is_boolean(v))
-            rc = err_set(KITH_EINVAL, "%s: expected true or false", path);
+        if (!json_is_boolean(v)) rc = err_set(KITH_EINVAL, "%s: expected true or false", path);
         n->exists = json_is_true(v);
         if (f->pseudo && rc == 0) {
             /* Pseudo-fields always exist. */
@@ -171,7 +171,8 @@ static int compile_op(fcompile_t *fc, const store_field_t *f, const char *opname
         }
     } else {
         if (json_is_array(v) || json_is_object(v))
-            rc = err_set(KITH_EINVAL, "%s: expected a single %s value", path, store_type_name(type));
+            rc =
+                err_set(KITH_EINVAL, "%s: expected a single %s value", path, store_type_name(type));
         else
             rc = operand_add(n, path, v, 0);
     }
@@ -217,7 +218,8 @@ static int compile_field(fcompile_t *fc, const char *name, const json_t *v, cons
 static int compile(fcompile_t *fc, const json_t *j, const char *path, int depth, fnode_t **out)
 {
     if (depth > FILTER_DEPTH_MAX)
-        return err_set(KITH_ELIMIT, "%s: filter nested more than %d levels", path, FILTER_DEPTH_MAX);
+        return err_set(KITH_ELIMIT, "%s: filter nested more than %d levels", path,
+                       FILTER_DEPTH_MAX);
     if (fc->nodes > FILTER_NODES_MAX)
         return err_set(KITH_ELIMIT, "filter has more than %d terms", FILTER_NODES_MAX);
     if (!json_is_object(j)) return err_set(KITH_EINVAL, "%s: a filter is a JSON object", path);
@@ -240,7 +242,7 @@ static int compile(fcompile_t *fc, const json_t *j, const char *path, int depth,
         } else if (strcmp(k, "or") == 0) {
             rc = compile_list(fc, FN_OR, v, sub, depth, &n);
         } else if (strcmp(k, "not") == 0) {
-            fnode_t *kid;
+            fnode_t *kid = NULL;
             rc = compile(fc, v, sub, depth + 1, &kid);
             if (rc == 0) {
                 n = node_new(fc, FN_NOT);
@@ -266,7 +268,7 @@ static int compile(fcompile_t *fc, const json_t *j, const char *path, int depth,
 int store_filter_compile(const store_coll_t *c, const json_t *j, store_filter_t **out)
 {
     fcompile_t fc = {.c = c};
-    fnode_t *root;
+    fnode_t *root = NULL;
     int rc;
     if (!j || json_is_null(j)) {
         root = node_new(&fc, FN_TRUE);
@@ -307,7 +309,8 @@ static void fields_walk(const fnode_t *n, const store_field_t **out, size_t *k, 
             if (out[i] == n->field) break;
         if (i == *k && *k < cap) out[(*k)++] = n->field;
     }
-    for (size_t i = 0; i < n->nkids; i++) fields_walk(n->kids[i], out, k, cap);
+    for (size_t i = 0; i < n->nkids; i++)
+        fields_walk(n->kids[i], out, k, cap);
 }
 
 void store_filter_fields(const store_filter_t *f, const store_field_t **out, size_t *n, size_t cap)
@@ -337,21 +340,34 @@ static int test_one(const fnode_t *n, const char *k, size_t kl)
     int c = kcmp(k, kl, v, n->vlen[0]);
     switch (n->cmp) {
     case CMP_EQ:
-    case CMP_NE: return c == 0;
-    case CMP_LT: return c < 0;
-    case CMP_LTE: return c <= 0;
-    case CMP_GT: return c > 0;
-    default: return c >= 0;
+    case CMP_NE:
+        return c == 0;
+    case CMP_LT:
+        return c < 0;
+    case CMP_LTE:
+        return c <= 0;
+    case CMP_GT:
+        return c > 0;
+    default:
+        return c >= 0;
     }
 }
 
 static int pseudo_key(const store_record_t *rec, int pseudo, buf_t *b)
 {
     switch (pseudo) {
-    case SP_ID: buf_add(b, rec->id.b, ID_LEN); return 0;
-    case SP_VERSION: store_key_i64(b, (int64_t)rec->version); return 0;
-    case SP_CREATED_AT: store_key_i64(b, rec->created_us); return 0;
-    case SP_UPDATED_AT: store_key_i64(b, rec->updated_us); return 0;
+    case SP_ID:
+        buf_add(b, rec->id.b, ID_LEN);
+        return 0;
+    case SP_VERSION:
+        store_key_i64(b, (int64_t)rec->version);
+        return 0;
+    case SP_CREATED_AT:
+        store_key_i64(b, rec->created_us);
+        return 0;
+    case SP_UPDATED_AT:
+        store_key_i64(b, rec->updated_us);
+        return 0;
     }
     return -1;
 }
@@ -388,7 +404,8 @@ static int eval(const fnode_t *n, const fnode_t *skip, const store_record_t *rec
 {
     if (n == skip) return 1;
     switch (n->kind) {
-    case FN_TRUE: return 1;
+    case FN_TRUE:
+        return 1;
     case FN_AND:
         for (size_t i = 0; i < n->nkids; i++)
             if (!eval(n->kids[i], skip, rec, fields, b)) return 0;
@@ -397,8 +414,10 @@ static int eval(const fnode_t *n, const fnode_t *skip, const store_record_t *rec
         for (size_t i = 0; i < n->nkids; i++)
             if (eval(n->kids[i], NULL, rec, fields, b)) return 1;
         return 0;
-    case FN_NOT: return !eval(n->kids[0], NULL, rec, fields, b);
-    default: return eval_leaf(n, rec, fields, b);
+    case FN_NOT:
+        return !eval(n->kids[0], NULL, rec, fields, b);
+    default:
+        return eval_leaf(n, rec, fields, b);
     }
 }
 
@@ -416,8 +435,8 @@ int store_filter_needs_fields_skip(const store_filter_t *f, const fnode_t *skip)
     return reads_fields(f->root, skip);
 }
 
-int store_filter_match_skip(const store_filter_t *f, const fnode_t *skip,
-                            const store_record_t *rec, const json_t *fields)
+int store_filter_match_skip(const store_filter_t *f, const fnode_t *skip, const store_record_t *rec,
+                            const json_t *fields)
 {
     if (f->root->kind == FN_TRUE || f->root == skip) return 1;
     json_t *own = NULL;

@@ -15,10 +15,10 @@
 #include <mbedtls/sha256.h>
 #include <string.h>
 
-#define IDEM_TTL_US   (24LL * 3600 * 1000000)
-#define IDEM_KEY_MAX  255
-#define IDEM_FORMAT   1
-#define IDEM_HDR      (1 + 32 + 8 + 16 + 8 + 8 + 8 + 8)
+#define IDEM_TTL_US  (24LL * 3600 * 1000000)
+#define IDEM_KEY_MAX 255
+#define IDEM_FORMAT  1
+#define IDEM_HDR     (1 + 32 + 8 + 16 + 8 + 8 + 8 + 8)
 
 void store_op_fingerprint(const store_op_t *op, uint8_t fp[32])
 {

@@ -98,7 +98,7 @@ int store_index_keys(const store_field_t *f, int prefix, uint32_t index_id, cons
     const json_t *v = fields ? json_object_get(fields, f->name) : NULL;
     int type = f->type == ST_ARRAY ? f->item_type : f->type;
     int rc = 0;
-    if (v && json_is_array(v)) {
+    if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v) && rc == 0; i++)
             rc = key_one(ks, index_id, type, json_array_get(v, i), prefix);
     } else if (v) {
@@ -333,9 +333,9 @@ static int job_step_build(store_t *st, MDB_txn *txn, json_t *job, uint32_t index
     memset(start, 0, sizeof start);
     store_u32be(start, coll_id);
     int skip_first = 0;
-    if (after && strlen(after) == 2 * ID_LEN) {
-        for (int i = 0; i < ID_LEN; i++) {
-            unsigned x;
+    if (after && strlen(after) == (size_t)2 * ID_LEN) {
+        for (size_t i = 0; i < ID_LEN; i++) {
+            unsigned x = 0;
             sscanf(after + 2 * i, "%2x", &x);
             start[4 + i] = (uint8_t)x;
         }
@@ -369,7 +369,8 @@ static int job_step_build(store_t *st, MDB_txn *txn, json_t *job, uint32_t index
             /* A damaged record: kith check reports it; the build goes on. */
             char ids[ID_TEXT_LEN + 1];
             id_encode(&id, ids);
-            log_error("store", "%s: index build skips unreadable record %s/%s", st->dir, c->name, ids);
+            log_error("store", "%s: index build skips unreadable record %s/%s", st->dir, c->name,
+                      ids);
         }
         last = id;
         have_last = 1;

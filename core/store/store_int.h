@@ -12,10 +12,10 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define STORE_FORMAT       1 /* meta "format": layout of this environment */
-#define STORE_MAP_DEFAULT  ((size_t)64 << 20)
+#define STORE_FORMAT        1 /* meta "format": layout of this environment */
+#define STORE_MAP_DEFAULT   ((size_t)64 << 20)
 #define STORE_BATCH_DEFAULT 1024
-#define STORE_POOL_MAX     32
+#define STORE_POOL_MAX      32
 
 /* Record value: 32-byte header, then the fields as compact JSON. */
 #define REC_FORMAT  1
@@ -31,9 +31,9 @@
 
 /* Internal codes the writer intercepts (never reported to callers): the
  * diagnostic carries the public code (KITH_ENOSPC, KITH_ELIMIT, KITH_EIO). */
-#define STORE_EMAPFULL (-1000) /* grow the map and run the batch again */
-#define STORE_ETXNFULL (-1001) /* split the batch */
-#define STORE_ERESIZED (-1002) /* another process grew the map: adopt it */
+#define STORE_EMAPFULL      (-1000) /* grow the map and run the batch again */
+#define STORE_ETXNFULL      (-1001) /* split the batch */
+#define STORE_ERESIZED      (-1002) /* another process grew the map: adopt it */
 #define STORE_RETRYABLE(rc) ((rc) <= STORE_EMAPFULL && (rc) >= STORE_ERESIZED)
 
 enum store_db {
@@ -101,10 +101,10 @@ struct store_rtxn {
 
 struct store_wtxn {
     store_t *st;
-    MDB_txn *txn;            /* the current op's nested transaction */
-    store_schema_t *schema;  /* includes the batch's earlier schema changes */
-    uint64_t seq;            /* last change-log sequence, including this batch */
-    int64_t now_us;          /* one clock reading per batch */
+    MDB_txn *txn;           /* the current op's nested transaction */
+    store_schema_t *schema; /* includes the batch's earlier schema changes */
+    uint64_t seq;           /* last change-log sequence, including this batch */
+    int64_t now_us;         /* one clock reading per batch */
     int schema_changed;
     int jobs_changed;
 };
@@ -167,14 +167,14 @@ void store_key_i64(buf_t *out, int64_t v);
 
 /* ---- store_index.c ---- */
 typedef struct keyset {
-    buf_t data;   /* the keys, back to back */
-    size_t *off;  /* start of key i in data */
+    buf_t data;  /* the keys, back to back */
+    size_t *off; /* start of key i in data */
     size_t *len;
     size_t n, cap;
 } keyset_t;
 /* The index keys (full, with index id and tag) of record fields for one index. */
-int store_index_keys(const store_field_t *f, int prefix, uint32_t index_id,
-                     const json_t *fields, keyset_t *ks);
+int store_index_keys(const store_field_t *f, int prefix, uint32_t index_id, const json_t *fields,
+                     keyset_t *ks);
 void keyset_init(keyset_t *ks);
 void keyset_free(keyset_t *ks);
 /* Moves every index of c from the record's old fields to its new ones (either
@@ -226,7 +226,7 @@ typedef struct fnode {
     const store_field_t *field;
     struct fnode **kids;
     size_t nkids;
-    buf_t vals;   /* encoded operands back to back (untruncated; folded for prefix) */
+    buf_t vals; /* encoded operands back to back (untruncated; folded for prefix) */
     size_t *voff;
     size_t *vlen;
     size_t nvals;
@@ -240,8 +240,8 @@ struct store_filter {
 
 /* Matching without one conjunctive term that the access path already proved
  * (skip: a term reached from the root through ANDs only, or NULL). */
-int store_filter_match_skip(const store_filter_t *f, const fnode_t *skip,
-                            const store_record_t *rec, const json_t *fields);
+int store_filter_match_skip(const store_filter_t *f, const fnode_t *skip, const store_record_t *rec,
+                            const json_t *fields);
 /* Whether matching without skip reads stored fields (so records need parsing). */
 int store_filter_needs_fields_skip(const store_filter_t *f, const fnode_t *skip);
 

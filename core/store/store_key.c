@@ -53,7 +53,8 @@ static int money_units(const char *s, size_t n, int *neg, uint64_t *mag)
         for (i++; i < n && s[i] >= '0' && s[i] <= '9' && fd < 4; i++, fd++)
             fp = fp * 10 + (uint64_t)(s[i] - '0');
     if (i != n) return -1;
-    for (; fd < 4; fd++) fp *= 10;
+    for (; fd < 4; fd++)
+        fp *= 10;
     *mag = ip * 10000 + fp;
     if (*mag == 0) *neg = 0;
     return 0;
@@ -108,7 +109,8 @@ int store_key_encode(int type, const json_t *v, int truncate, int fold, buf_t *o
     }
     case ST_DATE: {
         int32_t days;
-        if (!json_is_string(v) || time_parse_date(json_string_value(v), json_string_length(v), &days))
+        if (!json_is_string(v) ||
+            time_parse_date(json_string_value(v), json_string_length(v), &days))
             break;
         store_key_i64(out, days);
         return 0;
@@ -130,7 +132,8 @@ int store_key_encode(int type, const json_t *v, int truncate, int fold, buf_t *o
         buf_add(out, id.b, ID_LEN);
         return 0;
     }
-    default: break;
+    default:
+        break;
     }
     return err_set(KITH_EINVAL, "value does not fit type %s", store_type_name(type));
 }

@@ -73,12 +73,14 @@ static int log_decode(const store_schema_t *s, const MDB_val *k, const MDB_val *
     memcpy(ch->id.b, p + 8, ID_LEN);
     ch->version = load_u64be(p + 24);
     ch->time_us = (int64_t)load_u64be(p + 32);
-    if (ch->nchanged > STORE_FIELDS_MAX) return err_set(KITH_ECORRUPT, "change log entry: too many fields");
+    if (ch->nchanged > STORE_FIELDS_MAX)
+        return err_set(KITH_ECORRUPT, "change log entry: too many fields");
     size_t o = 40;
     for (size_t i = 0; i < ch->nchanged; i++) {
         if (o >= n) return err_set(KITH_ECORRUPT, "change log entry is truncated");
         size_t l = p[o++];
-        if (o + l > n || l >= STORE_NAME_MAX) return err_set(KITH_ECORRUPT, "change log entry is truncated");
+        if (o + l > n || l >= STORE_NAME_MAX)
+            return err_set(KITH_ECORRUPT, "change log entry is truncated");
         memcpy(names[i], p + o, l);
         names[i][l] = '\0';
         ch->changed[i] = names[i];

@@ -143,16 +143,15 @@ static void op_set_result(store_op_t *op, const kith_id_t *id, uint64_t version,
 }
 
 /* Writes the record and its change-log entry. */
-static int put_record(store_wtxn_t *w, const store_coll_t *c, const kith_id_t *id,
-                      uint64_t version, int64_t created, const json_t *fields, unsigned flags,
-                      char **json_out, size_t *len_out)
+static int put_record(store_wtxn_t *w, const store_coll_t *c, const kith_id_t *id, uint64_t version,
+                      int64_t created, const json_t *fields, unsigned flags, char **json_out,
+                      size_t *len_out)
 {
     size_t jl;
     char *js = json_to_str(fields, &jl);
     if (jl + REC_HDR_LEN > STORE_RECORD_MAX) {
         free(js);
-        return err_set(KITH_ELIMIT, "%s: a record is at most %d bytes", c->name,
-                       STORE_RECORD_MAX);
+        return err_set(KITH_ELIMIT, "%s: a record is at most %zu bytes", c->name, STORE_RECORD_MAX);
     }
     buf_t rb = BUF_INIT;
     store_rec_encode(&rb, c->id, id, version, created, w->now_us, js, jl);
@@ -248,9 +247,10 @@ static int op_modify(store_wtxn_t *w, store_op_t *op)
     if (!json_is_object(op->data)) return err_set(KITH_EINVAL, "an update is a JSON object");
     json_t *old = json_parse(rec.json, rec.json_len);
     if (!old) return err_set(KITH_ECORRUPT, "%s: stored record is not JSON", c->name);
-    json_t *merged = op->kind == STORE_OP_UPDATE ? merge_patch(old, op->data) : json_incref(op->data);
-    json_t *fields = store_validate(w, c, merged, old, op->kind == STORE_OP_UPDATE ? VALIDATE_UPDATE
-                                                                                : VALIDATE_REPLACE);
+    json_t *merged =
+        op->kind == STORE_OP_UPDATE ? merge_patch(old, op->data) : json_incref(op->data);
+    json_t *fields = store_validate(
+        w, c, merged, old, op->kind == STORE_OP_UPDATE ? VALIDATE_UPDATE : VALIDATE_REPLACE);
     json_decref(merged);
     if (!fields) {
         json_decref(old);
@@ -280,8 +280,8 @@ static int op_modify(store_wtxn_t *w, store_op_t *op)
         rc = store_index_update(w, c, &op->id, old, fields);
         if (rc == 0) rc = put_record(w, c, &op->id, version + 1, created, fields, 0, &js, &jl);
         if (rc == 0)
-            rc = store_log_append(w, STORE_CHANGE_UPDATE, c, &op->id, version + 1, names, n,
-                                  before);
+            rc =
+                store_log_append(w, STORE_CHANGE_UPDATE, c, &op->id, version + 1, names, n, before);
         if (rc == 0) {
             op_set_result(op, &op->id, version + 1, created, w->now_us, js, jl);
             op->seq = w->seq;
@@ -347,7 +347,8 @@ static int op_field(store_wtxn_t *w, store_op_t *op)
 {
     const store_coll_t *c = op_coll(w, op);
     if (!c) return KITH_ENOTFOUND;
-    if (!json_is_object(op->data)) return err_set(KITH_EINVAL, "a field definition is a JSON object");
+    if (!json_is_object(op->data))
+        return err_set(KITH_EINVAL, "a field definition is a JSON object");
     json_t *n = json_object_get(op->data, "name");
     if (n && (!json_is_string(n) || strcmp(json_string_value(n), op->field) != 0))
         return err_set(KITH_EINVAL, "the field's name must be '%s', as in the path", op->field);
@@ -376,16 +377,23 @@ static int op_field(store_wtxn_t *w, store_op_t *op)
 int store_op_run(store_wtxn_t *w, store_op_t *op)
 {
     switch (op->kind) {
-    case STORE_OP_CREATE: return op_create(w, op);
+    case STORE_OP_CREATE:
+        return op_create(w, op);
     case STORE_OP_UPDATE:
-    case STORE_OP_REPLACE: return op_modify(w, op);
-    case STORE_OP_DELETE: return op_delete(w, op);
-    case STORE_OP_SCHEMA: return op_schema(w, op);
-    case STORE_OP_FIELD: return op_field(w, op);
-    case STORE_OP_CURSOR: return store_log_cursor_put(w, op->consumer, op->cursor_seq);
+    case STORE_OP_REPLACE:
+        return op_modify(w, op);
+    case STORE_OP_DELETE:
+        return op_delete(w, op);
+    case STORE_OP_SCHEMA:
+        return op_schema(w, op);
+    case STORE_OP_FIELD:
+        return op_field(w, op);
+    case STORE_OP_CURSOR:
+        return store_log_cursor_put(w, op->consumer, op->cursor_seq);
     case STORE_OP_CUSTOM:
         if (!op->custom) return err_set(KITH_EINVAL, "custom op without a function");
         return op->custom(w, op);
-    default: return err_set(KITH_EINVAL, "unknown op kind %d", op->kind);
+    default:
+        return err_set(KITH_EINVAL, "unknown op kind %d", op->kind);
     }
 }

@@ -37,11 +37,11 @@ typedef struct plan {
     const store_field_t *field; /* index owner (eq, in, range) */
     int prefix;                 /* range over the prefix index */
     uint32_t index_id;
-    const fnode_t *term;        /* eq/in/ids: the term giving the keys */
+    const fnode_t *term; /* eq/in/ids: the term giving the keys */
     /* range bounds: full index keys; hi_prefix: every key starting with hi */
     buf_t lo, hi;
     int lo_incl, hi_incl, hi_prefix;
-    int multi; /* range over an array field: dedupe records */
+    int multi;            /* range over an array field: dedupe records */
     const fnode_t *exact; /* a term the path proves for every candidate: not re-checked */
 } plan_t;
 
@@ -73,7 +73,8 @@ static int kcmp(const void *a, size_t al, const void *b, size_t bl)
 static void collect_terms(const fnode_t *n, const fnode_t **out, size_t *k, size_t cap)
 {
     if (n->kind == FN_AND) {
-        for (size_t i = 0; i < n->nkids; i++) collect_terms(n->kids[i], out, k, cap);
+        for (size_t i = 0; i < n->nkids; i++)
+            collect_terms(n->kids[i], out, k, cap);
     } else if (*k < cap && (n->kind == FN_CMP || n->kind == FN_IN || n->kind == FN_PREFIX)) {
         out[(*k)++] = n;
     }
@@ -164,8 +165,10 @@ static int parse_sort(const store_coll_t *c, const char *sort, const store_field
     if (!f) return err_set(KITH_EINVAL, "sort: no field '%s' in %s", sort, c->name);
     if (f->pseudo == SP_ID || f->pseudo == SP_CREATED_AT) return 0; /* id order */
     if (f->pseudo || !value_index_ready(f))
-        return err_set(KITH_EINVAL, "sort: '%s' is not indexed (sort by id, created_at or an "
-                                    "indexed field)", sort);
+        return err_set(KITH_EINVAL,
+                       "sort: '%s' is not indexed (sort by id, created_at or an "
+                       "indexed field)",
+                       sort);
     if (f->type == ST_ARRAY) return err_set(KITH_EINVAL, "sort: '%s' is an array", sort);
     *sf = f;
     return 0;
@@ -219,7 +222,8 @@ static int plan_make(const store_coll_t *c, const store_filter_t *flt, const cha
         } else if (value_index_ready(f) && t->kind == FN_IN && t->nvals <= 64) {
             score = 80;
             kind = PLAN_IN;
-        } else if (!sorted && t->kind == FN_PREFIX && f->prefix_id && f->prefix_state == IDX_READY) {
+        } else if (!sorted && t->kind == FN_PREFIX && f->prefix_id &&
+                   f->prefix_state == IDX_READY) {
             score = 60;
             kind = PLAN_RANGE;
             pfx = 1;
@@ -466,7 +470,8 @@ static int run_ids(qrun_t *r, const resume_t *rs)
     const fnode_t *t = r->plan->term;
     size_t n = t->nvals, m = 0;
     kith_id_t *ids = xmalloc(n * sizeof *ids);
-    for (size_t i = 0; i < n; i++) memcpy(ids[i].b, t->vals.p + t->voff[i], ID_LEN);
+    for (size_t i = 0; i < n; i++)
+        memcpy(ids[i].b, t->vals.p + t->voff[i], ID_LEN);
     qsort(ids, n, sizeof *ids, id_cmp);
     for (size_t i = 0; i < n; i++)
         if (m == 0 || memcmp(&ids[m - 1], &ids[i], ID_LEN) != 0) ids[m++] = ids[i];
@@ -549,7 +554,8 @@ static int run_eq(qrun_t *r, const resume_t *rs)
         memcpy(id.b, cur_d[best].mv_data, ID_LEN);
         for (size_t i = 0; i < nk; i++) {
             if (!live[i] || memcmp(cur_d[i].mv_data, id.b, ID_LEN) != 0) continue;
-            int arc = mdb_cursor_get(curs[i], &keys[i], &cur_d[i], p->desc ? MDB_PREV_DUP : MDB_NEXT_DUP);
+            int arc =
+                mdb_cursor_get(curs[i], &keys[i], &cur_d[i], p->desc ? MDB_PREV_DUP : MDB_NEXT_DUP);
             live[i] = arc == 0;
             if (arc && arc != MDB_NOTFOUND) rc = arc;
         }
@@ -617,7 +623,8 @@ static int range_start(const plan_t *p, MDB_cursor *cur, MDB_val *k, MDB_val *d,
     memcpy(succ, p->hi.p, sl);
     if (p->hi_prefix) {
         /* the first key after every key starting with hi */
-        while (sl > 0 && succ[sl - 1] == 0xff) sl--;
+        while (sl > 0 && succ[sl - 1] == 0xff)
+            sl--;
         if (sl > 0) succ[sl - 1]++;
     }
     k->mv_size = sl;
@@ -681,8 +688,8 @@ int store_query(store_rtxn_t *rt, const store_query_t *q, store_row_fn fn, void 
     *next_cursor = NULL;
     if (q->limit > QUERY_LIMIT_MAX)
         return err_set(KITH_ELIMIT, "limit: at most %d", QUERY_LIMIT_MAX);
-    const store_coll_t *c;
-    store_filter_t *f;
+    const store_coll_t *c = NULL;
+    store_filter_t *f = NULL;
     plan_t p = {0};
     int rc = query_prepare(rt, q, &c, &f, &p);
     if (rc) {
@@ -698,11 +705,19 @@ int store_query(store_rtxn_t *rt, const store_query_t *q, store_row_fn fn, void 
     keyset_init(&r.ks);
     if (rc == 0) {
         switch (p.kind) {
-        case PLAN_IDS: rc = run_ids(&r, &rs); break;
+        case PLAN_IDS:
+            rc = run_ids(&r, &rs);
+            break;
         case PLAN_EQ:
-        case PLAN_IN: rc = run_eq(&r, &rs); break;
-        case PLAN_RANGE: rc = run_range(&r, &rs); break;
-        default: rc = run_scan(&r, &rs); break;
+        case PLAN_IN:
+            rc = run_eq(&r, &rs);
+            break;
+        case PLAN_RANGE:
+            rc = run_range(&r, &rs);
+            break;
+        default:
+            rc = run_scan(&r, &rs);
+            break;
         }
     }
     if (rc == 0 && r.more && r.have_last) *next_cursor = cursor_encode(q, &p, &r);
@@ -715,8 +730,8 @@ int store_query(store_rtxn_t *rt, const store_query_t *q, store_row_fn fn, void 
 
 int store_query_plan(store_rtxn_t *rt, const store_query_t *q, buf_t *out)
 {
-    const store_coll_t *c;
-    store_filter_t *f;
+    const store_coll_t *c = NULL;
+    store_filter_t *f = NULL;
     plan_t p = {0};
     int rc = query_prepare(rt, q, &c, &f, &p);
     if (rc == 0) {

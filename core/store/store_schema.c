@@ -16,17 +16,18 @@
 #include <string.h>
 
 static const char *const type_names[ST__COUNT] = {
-    [ST_NONE] = "none",     [ST_STRING] = "string", [ST_TEXT] = "text",   [ST_INT] = "int",
-    [ST_NUMBER] = "number", [ST_BOOL] = "bool",     [ST_DATETIME] = "datetime",
-    [ST_DATE] = "date",     [ST_ENUM] = "enum",     [ST_EMAIL] = "email", [ST_PHONE] = "phone",
-    [ST_MONEY] = "money",   [ST_REF] = "ref",       [ST_ARRAY] = "array", [ST_OBJECT] = "object",
+    [ST_NONE] = "none",         [ST_STRING] = "string", [ST_TEXT] = "text",
+    [ST_INT] = "int",           [ST_NUMBER] = "number", [ST_BOOL] = "bool",
+    [ST_DATETIME] = "datetime", [ST_DATE] = "date",     [ST_ENUM] = "enum",
+    [ST_EMAIL] = "email",       [ST_PHONE] = "phone",   [ST_MONEY] = "money",
+    [ST_REF] = "ref",           [ST_ARRAY] = "array",   [ST_OBJECT] = "object",
 };
 
 /* Words the filter grammar and the API reserve. */
-static const char *const reserved_fields[] = {"id", "version", "created_at", "updated_at",
-                                              "and", "or", "not"};
-static const char *const reserved_colls[] = {"schema", "changes", "audit", "keys", "roles",
-                                             "scripts", "hooks", "openapi", "me", "reports",
+static const char *const reserved_fields[] = {"id",  "version", "created_at", "updated_at",
+                                              "and", "or",      "not"};
+static const char *const reserved_colls[] = {"schema",  "changes", "audit",   "keys",   "roles",
+                                             "scripts", "hooks",   "openapi", "me",     "reports",
                                              "capture", "metrics", "healthz", "plugins"};
 
 static const store_field_t pseudo_fields[] = {
@@ -137,14 +138,16 @@ void store_schema_ref(store_schema_t *s)
 void store_schema_unref(store_schema_t *s)
 {
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
-    for (size_t i = 0; i < s->ncolls; i++) schema_coll_free(s->colls[i]);
+    for (size_t i = 0; i < s->ncolls; i++)
+        schema_coll_free(s->colls[i]);
     free(s->colls);
     free(s);
 }
 
 static void field_free(store_field_t *f)
 {
-    for (size_t i = 0; i < f->nvalues; i++) free(f->values[i]);
+    for (size_t i = 0; i < f->nvalues; i++)
+        free(f->values[i]);
     free(f->values);
     if (f->dflt) json_decref(f->dflt);
     free(f->description);
@@ -153,7 +156,8 @@ static void field_free(store_field_t *f)
 void schema_coll_free(store_coll_t *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < c->nfields; i++) field_free(&c->fields[i]);
+    for (size_t i = 0; i < c->nfields; i++)
+        field_free(&c->fields[i]);
     free(c->fields);
     free(c);
 }
@@ -166,7 +170,8 @@ store_coll_t *schema_coll_clone(const store_coll_t *c)
         store_field_t *f = &n->fields[i];
         *f = c->fields[i];
         f->values = f->nvalues ? xcalloc(f->nvalues, sizeof *f->values) : NULL;
-        for (size_t k = 0; k < f->nvalues; k++) f->values[k] = xstrdup(c->fields[i].values[k]);
+        for (size_t k = 0; k < f->nvalues; k++)
+            f->values[k] = xstrdup(c->fields[i].values[k]);
         if (f->dflt) f->dflt = json_deep_copy(f->dflt);
         if (f->description) f->description = xstrdup(f->description);
     }
@@ -187,11 +192,10 @@ static int parse_bool(const json_t *fd, const char *key, int *out, const char *f
     return 0;
 }
 
-static const char *const field_keys[] = {"name",       "type",    "required", "unique",
-                                         "indexed",    "searchable", "sensitive", "values",
-                                         "ref",        "items",   "max_length", "default",
-                                         "description", "index",  "index_state",
-                                         "prefix_index", "prefix_state"};
+static const char *const field_keys[] = {
+    "name",        "type",   "required",    "unique",       "indexed",     "searchable",
+    "sensitive",   "values", "ref",         "items",        "max_length",  "default",
+    "description", "index",  "index_state", "prefix_index", "prefix_state"};
 
 static int parse_field(const json_t *fd, store_field_t *f, int stored)
 {
@@ -202,8 +206,7 @@ static int parse_field(const json_t *fd, store_field_t *f, int stored)
         return -1;
     }
     json_t *jn = json_object_get(fd, "name");
-    if (!json_is_string(jn) || !name_ok(json_string_value(jn)) ||
-        json_string_value(jn)[0] == '_') {
+    if (!json_is_string(jn) || !name_ok(json_string_value(jn)) || json_string_value(jn)[0] == '_') {
         err_field_add(fname, "a field needs a 'name' of lower-case letters, digits and _ "
                              "(starting with a letter, at most 63)");
         return -1;
@@ -269,8 +272,7 @@ static int parse_field(const json_t *fd, store_field_t *f, int stored)
         f->values = xcalloc(json_array_size(jv), sizeof *f->values);
         for (size_t i = 0; i < json_array_size(jv); i++) {
             json_t *e = json_array_get(jv, i);
-            if (!json_is_string(e) || json_string_length(e) == 0 ||
-                json_string_length(e) > 255) {
+            if (!json_is_string(e) || json_string_length(e) == 0 || json_string_length(e) > 255) {
                 err_field_add(fname, "enum values are non-empty strings of at most 255 bytes");
                 return -1;
             }
@@ -359,12 +361,10 @@ static int parse_field(const json_t *fd, store_field_t *f, int stored)
     if (stored) {
         json_t *x;
         if ((x = json_object_get(fd, "index"))) f->index_id = (uint32_t)json_integer_value(x);
-        if ((x = json_object_get(fd, "index_state")))
-            f->index_state = (int)json_integer_value(x);
+        if ((x = json_object_get(fd, "index_state"))) f->index_state = (int)json_integer_value(x);
         if ((x = json_object_get(fd, "prefix_index")))
             f->prefix_id = (uint32_t)json_integer_value(x);
-        if ((x = json_object_get(fd, "prefix_state")))
-            f->prefix_state = (int)json_integer_value(x);
+        if ((x = json_object_get(fd, "prefix_state"))) f->prefix_state = (int)json_integer_value(x);
     }
     return bad ? -1 : 0;
 }
@@ -388,10 +388,9 @@ static int coll_parse(const json_t *def, int system, int stored, store_coll_t **
     json_t *v;
     json_object_foreach((json_t *)def, k, v)
     {
-        if (strcmp(k, "name") && strcmp(k, "fields") &&
-            (!stored || (strcmp(k, "id") && strcmp(k, "version"))) &&
-            (stored || strcmp(k, "version")))
-            return err_set(KITH_EINVAL, "collection %s: unknown attribute '%s'", name, k);
+        int known = strcmp(k, "name") == 0 || strcmp(k, "fields") == 0 ||
+                    strcmp(k, "version") == 0 || (stored && strcmp(k, "id") == 0);
+        if (!known) return err_set(KITH_EINVAL, "collection %s: unknown attribute '%s'", name, k);
     }
     json_t *jf = json_object_get(def, "fields");
     if (jf && !json_is_array(jf))
@@ -453,10 +452,12 @@ static json_t *field_to_json(const store_field_t *f, int stored)
     json_t *j = json_object();
     json_object_set_new(j, "name", json_string(f->name));
     json_object_set_new(j, "type", json_string(store_type_name(f->type)));
-    if (f->type == ST_ARRAY) json_object_set_new(j, "items", json_string(store_type_name(f->item_type)));
+    if (f->type == ST_ARRAY)
+        json_object_set_new(j, "items", json_string(store_type_name(f->item_type)));
     if (f->nvalues) {
         json_t *a = json_array();
-        for (size_t i = 0; i < f->nvalues; i++) json_array_append_new(a, json_string(f->values[i]));
+        for (size_t i = 0; i < f->nvalues; i++)
+            json_array_append_new(a, json_string(f->values[i]));
         json_object_set_new(j, "values", a);
     }
     if (f->ref[0]) json_object_set_new(j, "ref", json_string(f->ref));
@@ -468,7 +469,8 @@ static json_t *field_to_json(const store_field_t *f, int stored)
     size_t maxdef = f->type == ST_TEXT    ? STORE_TEXT_MAX
                     : f->type == ST_ARRAY ? STORE_ARRAY_MAX
                                           : STORE_STRING_MAX;
-    if (f->max_length != maxdef) json_object_set_new(j, "max_length", json_integer((json_int_t)f->max_length));
+    if (f->max_length != maxdef)
+        json_object_set_new(j, "max_length", json_integer((json_int_t)f->max_length));
     if (f->dflt) json_object_set(j, "default", f->dflt);
     if (f->description) json_object_set_new(j, "description", json_string(f->description));
     if (stored) {
@@ -495,7 +497,8 @@ static json_t *coll_to_json(const store_coll_t *c, int stored)
     if (stored) json_object_set_new(j, "id", json_integer(c->id));
     json_object_set_new(j, "version", json_integer(c->version));
     json_t *fa = json_array();
-    for (size_t i = 0; i < c->nfields; i++) json_array_append_new(fa, field_to_json(&c->fields[i], stored));
+    for (size_t i = 0; i < c->nfields; i++)
+        json_array_append_new(fa, field_to_json(&c->fields[i], stored));
     json_object_set_new(j, "fields", fa);
     return j;
 }
@@ -567,9 +570,9 @@ int schema_for_txn(store_t *st, MDB_txn *txn, store_schema_t **out)
         return 0;
     }
     pthread_mutex_unlock(&st->schema_lock);
-    store_schema_t *s;
+    store_schema_t *s = NULL;
     rc = schema_load(st, txn, &s);
-    if (rc) return rc;
+    if (rc || !s) return rc ? rc : err_set(KITH_EINTERNAL, "schema load gave nothing");
     pthread_mutex_lock(&st->schema_lock);
     if (!st->schema || st->schema->gen < s->gen) {
         store_schema_t *old = st->schema;

@@ -14,13 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_NAME_MAX      64  /* collection and field names: < 64 bytes */
-#define STORE_FIELDS_MAX    256 /* fields per collection */
-#define STORE_ENUM_MAX      256 /* values per enum */
-#define STORE_STRING_MAX    4096
-#define STORE_TEXT_MAX      (256 * 1024)
-#define STORE_ARRAY_MAX     1000
-#define STORE_RECORD_MAX    (1024 * 1024)
+#define STORE_NAME_MAX   64  /* collection and field names: < 64 bytes */
+#define STORE_FIELDS_MAX 256 /* fields per collection */
+#define STORE_ENUM_MAX   256 /* values per enum */
+#define STORE_STRING_MAX 4096
+#define STORE_TEXT_MAX   ((size_t)256 * 1024)
+#define STORE_ARRAY_MAX  1000
+#define STORE_RECORD_MAX ((size_t)1024 * 1024)
 
 enum store_type {
     ST_NONE = 0,

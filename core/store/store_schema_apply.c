@@ -145,8 +145,8 @@ static int check_compatible(store_wtxn_t *w, const store_coll_t *old, store_coll
 }
 
 /* Decides one index (value or prefix) of field nf; of is the old field or NULL. */
-static int plan_index(store_wtxn_t *w, store_coll_t *nc, store_field_t *nf,
-                      const store_field_t *of, int prefix, int empty, uint64_t *next_index)
+static int plan_index(store_wtxn_t *w, store_coll_t *nc, store_field_t *nf, const store_field_t *of,
+                      int prefix, int empty, uint64_t *next_index)
 {
     int want = prefix ? (nf->flags & SF_SEARCHABLE) != 0 : (nf->flags & SF_INDEXED) != 0;
     uint32_t had = of ? (prefix ? of->prefix_id : of->index_id) : 0;
@@ -167,7 +167,7 @@ static int plan_index(store_wtxn_t *w, store_coll_t *nc, store_field_t *nf,
         *state = IDX_NONE;
         return rc;
     }
-    *id = (uint32_t)++*next_index;
+    *id = (uint32_t)++ * next_index;
     if (empty) {
         *state = IDX_READY;
     } else if (!prefix && (nf->flags & SF_UNIQUE)) {

@@ -21,7 +21,8 @@ static json_t *trimmed_string(const json_t *v)
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     size_t a = 0, b = n;
-    while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r' || s[a] == '\n')) a++;
+    while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r' || s[a] == '\n'))
+        a++;
     while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r' || s[b - 1] == '\n'))
         b--;
     return json_stringn(s + a, b - a);
@@ -62,13 +63,12 @@ static int phone_ok(const char *s, size_t n)
                    (unsigned char)s[i + 2] >= 0x90 && (unsigned char)s[i + 2] <= 0x99) {
             digits++; /* U+FF10..U+FF19 full-width digits */
             i += 2;
-        } else if (c == 0xEF && i + 2 < n && (unsigned char)s[i + 1] == 0xBC &&
-                   ((unsigned char)s[i + 2] == 0x8B || (unsigned char)s[i + 2] == 0x8D ||
-                    (unsigned char)s[i + 2] == 0x88 || (unsigned char)s[i + 2] == 0x89)) {
-            i += 2; /* full-width + - ( ) */
-        } else if (c == 0xE3 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
-                   (unsigned char)s[i + 2] == 0x80) {
-            i += 2; /* ideographic space */
+        } else if ((c == 0xEF && i + 2 < n && (unsigned char)s[i + 1] == 0xBC &&
+                    ((unsigned char)s[i + 2] == 0x8B || (unsigned char)s[i + 2] == 0x8D ||
+                     (unsigned char)s[i + 2] == 0x88 || (unsigned char)s[i + 2] == 0x89)) ||
+                   (c == 0xE3 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+                    (unsigned char)s[i + 2] == 0x80)) {
+            i += 2; /* full-width + - ( ), ideographic space */
         } else {
             return 0;
         }
@@ -117,12 +117,14 @@ static json_t *money_canon(const json_t *v, const char **why)
     int neg = 0;
     if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
     size_t ip = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
     size_t ilen = i - ip;
     size_t fp = i, flen = 0;
     if (i < n && s[i] == '.') {
         fp = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
         flen = i - fp;
         if (flen == 0) ilen = ilen ? ilen : 0;
     }
@@ -130,7 +132,8 @@ static json_t *money_canon(const json_t *v, const char **why)
         *why = "expected a decimal amount such as 1234.50";
         return NULL;
     }
-    while (flen > 0 && s[fp + flen - 1] == '0') flen--;
+    while (flen > 0 && s[fp + flen - 1] == '0')
+        flen--;
     if (flen > 4) {
         *why = "more than 4 decimal places";
         return NULL;
@@ -146,16 +149,21 @@ static json_t *money_canon(const json_t *v, const char **why)
     char out[40];
     size_t o = 0;
     int zero = 1;
-    for (size_t k = 0; k < ilen; k++) zero &= s[ip + k] == '0';
-    for (size_t k = 0; k < flen; k++) zero &= s[fp + k] == '0';
+    for (size_t k = 0; k < ilen; k++)
+        zero &= s[ip + k] == '0';
+    for (size_t k = 0; k < flen; k++)
+        zero &= s[fp + k] == '0';
     if (neg && !zero) out[o++] = '-';
     if (ilen == 0)
         out[o++] = '0';
     else
-        for (size_t k = 0; k < ilen; k++) out[o++] = s[ip + k];
+        for (size_t k = 0; k < ilen; k++)
+            out[o++] = s[ip + k];
     out[o++] = '.';
-    for (size_t k = 0; k < flen; k++) out[o++] = s[fp + k];
-    for (size_t k = flen; k < 2; k++) out[o++] = '0';
+    for (size_t k = 0; k < flen; k++)
+        out[o++] = s[fp + k];
+    for (size_t k = flen; k < 2; k++)
+        out[o++] = '0';
     return json_stringn(out, o);
 }
 
@@ -267,7 +275,8 @@ json_t *store_value_canon(const store_field_t *f, int type, const json_t *v, con
         }
         return json_incref((json_t *)v);
     }
-    case ST_MONEY: return money_canon(v, why);
+    case ST_MONEY:
+        return money_canon(v, why);
     case ST_REF: {
         kith_id_t id;
         if (!json_is_string(v) || id_decode(json_string_value(v), json_string_length(v), &id)) {
@@ -304,7 +313,8 @@ json_t *store_value_canon(const store_field_t *f, int type, const json_t *v, con
         }
         return a;
     }
-    default: break;
+    default:
+        break;
     }
     static char msg[4][64];
     static _Thread_local int slot;

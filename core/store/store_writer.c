@@ -220,8 +220,10 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             rc = EIO;
         } else {
             rc = mdb_txn_commit(parent);
-            if (rc == MDB_MAP_FULL) rc = STORE_EMAPFULL;
-            else if (rc == MDB_TXN_FULL) rc = STORE_ETXNFULL;
+            if (rc == MDB_MAP_FULL)
+                rc = STORE_EMAPFULL;
+            else if (rc == MDB_TXN_FULL)
+                rc = STORE_ETXNFULL;
         }
         if (rc == STORE_EMAPFULL || rc == STORE_ERESIZED) {
             store_schema_unref(w.schema);
@@ -283,9 +285,11 @@ static void batch_process(store_t *st, store_op_t *head, size_t n)
     store_op_t *stackv[256];
     store_op_t **ops = n <= 256 ? stackv : xmalloc(n * sizeof *ops);
     size_t i = 0;
-    for (store_op_t *op = head; op; op = op->next) ops[i++] = op;
+    for (store_op_t *op = head; op; op = op->next)
+        ops[i++] = op;
     batch_run_split(st, ops, n);
-    for (i = 0; i < n; i++) op_complete(st, ops[i]);
+    for (i = 0; i < n; i++)
+        op_complete(st, ops[i]);
     if (ops != stackv) free(ops);
 }
 
@@ -336,7 +340,8 @@ static void writer_main(void *arg)
     for (;;) {
         int jobs = jobs_pending(st) > 0;
         uv_mutex_lock(&st->q_lock);
-        while (!st->q_head && !st->stopping && !jobs) uv_cond_wait(&st->q_cond, &st->q_lock);
+        while (!st->q_head && !st->stopping && !jobs)
+            uv_cond_wait(&st->q_cond, &st->q_lock);
         settle(st);
         store_op_t *head = st->q_head, *tail = head;
         size_t n = 0;
@@ -440,7 +445,8 @@ int store_exec(store_t *st, store_op_t *op)
     op->waiter = &w;
     if (submit(st, op) == 0) {
         uv_mutex_lock(&w.lock);
-        while (!w.done) uv_cond_wait(&w.cond, &w.lock);
+        while (!w.done)
+            uv_cond_wait(&w.cond, &w.lock);
         uv_mutex_unlock(&w.lock);
     }
     op->waiter = NULL;
@@ -459,7 +465,8 @@ int store_jobs_wait(store_t *st)
         return rc < 0 ? rc : 0;
     }
     uv_mutex_lock(&st->jobs_lock);
-    while (st->njobs > 0) uv_cond_wait(&st->jobs_cond, &st->jobs_lock);
+    while (st->njobs > 0)
+        uv_cond_wait(&st->jobs_cond, &st->jobs_lock);
     uv_mutex_unlock(&st->jobs_lock);
     /* Wake the writer in case it is idle with nothing queued. */
     return 0;

@@ -32,8 +32,7 @@ static int write_file(const char *path, const unsigned char *data, size_t n, mod
         }
         off += (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0)
-        return err_set(KITH_EIO, "%s: %s", path, strerror(errno));
+    if (fsync(fd) != 0 || close(fd) != 0) return err_set(KITH_EIO, "%s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -138,8 +137,7 @@ int tls_cert_dev_generate(const char *cert_path, const char *key_path, int days)
         r = mbedtls_x509write_crt_set_serial(&crt, &serial);
     }
     if (r == 0) r = mbedtls_x509write_crt_set_validity(&crt, nb, na);
-    if (r == 0)
-        r = mbedtls_x509write_crt_set_subject_name(&crt, "CN=localhost,O=Kith development");
+    if (r == 0) r = mbedtls_x509write_crt_set_subject_name(&crt, "CN=localhost,O=Kith development");
     if (r == 0) r = mbedtls_x509write_crt_set_issuer_name(&crt, "CN=localhost,O=Kith development");
     /* Like `openssl req -x509`: its own trust anchor (CA, path length 0), so
      * clients can pin it with --cacert / cafile. */
@@ -158,8 +156,8 @@ int tls_cert_dev_generate(const char *cert_path, const char *key_path, int days)
     if (r == 0 && (n = eku_der(der, sizeof der, &start)) < 0) r = n;
     if (r == 0)
         r = mbedtls_x509write_crt_set_extension(&crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
-                                                MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
-                                                0, start, (size_t)n);
+                                                MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0,
+                                                start, (size_t)n);
     int rc = 0;
     if (r == 0) {
         step = "writing the key";
@@ -171,8 +169,9 @@ int tls_cert_dev_generate(const char *cert_path, const char *key_path, int days)
         r = mbedtls_x509write_crt_pem(&crt, pem, sizeof pem, mbedtls_ctr_drbg_random, &drbg);
         if (r == 0) rc = write_file(cert_path, pem, strlen((char *)pem), 0644);
     }
-    if (r != 0) rc = err_set(KITH_EINTERNAL, "development certificate: %s: mbedtls error -0x%04x",
-                             step, (unsigned)-r);
+    if (r != 0)
+        rc = err_set(KITH_EINTERNAL, "development certificate: %s: mbedtls error -0x%04x", step,
+                     (unsigned)-r);
     mbedtls_mpi_free(&serial);
     mbedtls_x509write_crt_free(&crt);
     mbedtls_ctr_drbg_free(&drbg);

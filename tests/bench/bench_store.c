@@ -28,12 +28,11 @@
 #define NSTAGES 20
 #define BATCH   1024
 
-static const char *schema =
-    "{\"name\":\"bench\",\"fields\":["
-    "{\"name\":\"name\",\"type\":\"string\"},"
-    "{\"name\":\"stage\",\"type\":\"string\",\"indexed\":true},"
-    "{\"name\":\"score\",\"type\":\"int\",\"indexed\":true},"
-    "{\"name\":\"note\",\"type\":\"string\"}]}";
+static const char *schema = "{\"name\":\"bench\",\"fields\":["
+                            "{\"name\":\"name\",\"type\":\"string\"},"
+                            "{\"name\":\"stage\",\"type\":\"string\",\"indexed\":true},"
+                            "{\"name\":\"score\",\"type\":\"int\",\"indexed\":true},"
+                            "{\"name\":\"note\",\"type\":\"string\"}]}";
 
 static json_t *gen_fields(uint64_t i)
 {
@@ -92,7 +91,8 @@ static void raw_put(raw_t *r, MDB_txn *t, uint64_t i, const char *json, size_t j
     if (mdb_put(t, r->idx, &a, &ad, 0)) abort();
     ik[3] = 2;
     uint64_t sc = ((i * 7919) % 100000) ^ (1ull << 63);
-    for (int b = 0; b < 8; b++) ik[5 + b] = (uint8_t)(sc >> (56 - 8 * b));
+    for (int b = 0; b < 8; b++)
+        ik[5 + b] = (uint8_t)(sc >> (56 - 8 * b));
     MDB_val s = {13, ik};
     if (mdb_put(t, r->idx, &s, &ad, 0)) abort();
 }
@@ -155,8 +155,10 @@ static double store_load(runner_t *r, uint64_t n, size_t window)
     r->total = n;
     r->done = 0;
     double t0 = bench_now();
-    for (size_t i = 0; i < window && r->next < n; i++) submit_one(r);
-    while (r->done < n) uv_run(uv_default_loop(), UV_RUN_ONCE);
+    for (size_t i = 0; i < window && r->next < n; i++)
+        submit_one(r);
+    while (r->done < n)
+        uv_run(uv_default_loop(), UV_RUN_ONCE);
     double rate = (double)n / (bench_now() - t0);
     if (r->failed) exit(1);
     return rate;
@@ -286,7 +288,7 @@ int main(int argc, char **argv)
     mdb_txn_abort(t);
     json_t *filters[NSTAGES];
     for (int i = 0; i < NSTAGES; i++) {
-        char s[16];
+        char s[32];
         snprintf(s, sizeof s, "stage-%02d", i);
         filters[i] = json_pack("{s:s}", "stage", s);
     }

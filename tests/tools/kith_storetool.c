@@ -159,7 +159,8 @@ static int cmd_write(int argc, char **argv)
     const char *data = opt(argc, argv, "--data", NULL);
     const char *ledger = opt(argc, argv, "--ledger", NULL);
     int nsub = atoi(opt(argc, argv, "--submitters", "32"));
-    if (!data || !ledger || nsub < 1) return fprintf(stderr, "usage: write --data DIR --ledger FILE\n"), 2;
+    if (!data || !ledger || nsub < 1)
+        return fprintf(stderr, "usage: write --data DIR --ledger FILE\n"), 2;
     auth_dir_t *d;
     if (auth_dir_open(data, AUTH_DIR_SERVE, &d)) return die(data);
     writer_t *w = xcalloc(1, sizeof *w);
@@ -170,7 +171,8 @@ static int cmd_write(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     loop_inbox_init(&w->inbox, loop);
     w->n = (uint64_t)getpid() * 1000000000ull;
-    for (int i = 0; i < nsub; i++) submit_next(w);
+    for (int i = 0; i < nsub; i++)
+        submit_next(w);
     uv_run(loop, UV_RUN_DEFAULT); /* until SIGKILL */
     return 0;
 }
@@ -294,7 +296,8 @@ static int cmd_put(int argc, char **argv)
     const char *ws = opt(argc, argv, "--workspace", "default");
     const char *schema = opt(argc, argv, "--schema", NULL);
     const char *record = opt(argc, argv, "--record", NULL);
-    if (!data || !schema || !record) return fprintf(stderr, "usage: put --data DIR --schema JSON --record JSON\n"), 2;
+    if (!data || !schema || !record)
+        return fprintf(stderr, "usage: put --data DIR --schema JSON --record JSON\n"), 2;
     auth_dir_t *d;
     if (auth_dir_open(data, AUTH_DIR_WRITE, &d)) return die(data);
     store_t *st;

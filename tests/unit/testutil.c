@@ -108,7 +108,8 @@ size_t tu_query_ids(store_t *st, const char *coll, const char *filter, const cha
     do {
         store_rtxn_t *rt;
         assert_ok(store_read_begin(st, &rt));
-        store_query_t q = {.coll = coll, .filter = f, .sort = sort, .limit = 1000, .cursor = cursor};
+        store_query_t q = {
+            .coll = coll, .filter = f, .sort = sort, .limit = 1000, .cursor = cursor};
         char *next = NULL;
         int rc = store_query(rt, &q, collect_row, &c, &next);
         store_read_end(rt);
@@ -141,22 +142,23 @@ void tu_exec_all(store_t *st, store_op_t **ops, size_t n)
     if (uv_loop_init(&loop) != 0) fail_msg("uv_loop_init failed");
     tu_bulk_t b = {.pending = n};
     assert_ok(loop_inbox_init(&b.inbox, &loop));
-    for (size_t i = 0; i < n; i++) store_submit(st, ops[i], &b.inbox, tu_bulk_done, &b);
-    while (b.pending > 0) uv_run(&loop, UV_RUN_ONCE);
+    for (size_t i = 0; i < n; i++)
+        store_submit(st, ops[i], &b.inbox, tu_bulk_done, &b);
+    while (b.pending > 0)
+        uv_run(&loop, UV_RUN_ONCE);
     loop_inbox_close(&b.inbox, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0) fail_msg("uv_loop_close: handles left open");
 }
 
-void tu_create_many(store_t *st, const char *coll, json_t *const *fields, size_t n,
-                    kith_id_t *ids)
+void tu_create_many(store_t *st, const char *coll, json_t *const *fields, size_t n, kith_id_t *ids)
 {
     store_op_t **ops = xcalloc(n ? n : 1, sizeof *ops);
-    for (size_t i = 0; i < n; i++) ops[i] = store_op_create(coll, fields[i]);
+    for (size_t i = 0; i < n; i++)
+        ops[i] = store_op_create(coll, fields[i]);
     tu_exec_all(st, ops, n);
     for (size_t i = 0; i < n; i++) {
-        if (ops[i]->status)
-            fail_msg("create #%zu in %s failed: %s", i, coll, ops[i]->diag.msg);
+        if (ops[i]->status) fail_msg("create #%zu in %s failed: %s", i, coll, ops[i]->diag.msg);
         if (ids) ids[i] = ops[i]->rid;
         store_op_free(ops[i]);
     }

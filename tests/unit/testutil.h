@@ -38,11 +38,11 @@ int tu_create(store_t *st, const char *coll, const char *fields, kith_id_t *id);
 size_t tu_query_ids(store_t *st, const char *coll, const char *filter, const char *sort,
                     kith_id_t *ids, size_t cap);
 
-#define assert_ok(expr)                                                                    \
-    do {                                                                                   \
-        int rc__ = (expr);                                                                 \
-        if (rc__ != 0) fail_msg("%s -> %d (%s): %s", #expr, rc__, err_name(rc__),          \
-                                err_last()->msg);                                          \
+#define assert_ok(expr)                                                                            \
+    do {                                                                                           \
+        int rc__ = (expr);                                                                         \
+        if (rc__ != 0)                                                                             \
+            fail_msg("%s -> %d (%s): %s", #expr, rc__, err_name(rc__), err_last()->msg);           \
     } while (0)
 
 /* ---- bulk writes, plans and checks (query, filter, index and schema tests) ---- */
@@ -54,8 +54,7 @@ void tu_exec_all(store_t *st, store_op_t **ops, size_t n);
 
 /* Creates one record of coll per fields[i] (borrowed) through tu_exec_all;
  * asserts every create succeeded. ids (may be NULL) gets the new ids in order. */
-void tu_create_many(store_t *st, const char *coll, json_t *const *fields, size_t n,
-                    kith_id_t *ids);
+void tu_create_many(store_t *st, const char *coll, json_t *const *fields, size_t n, kith_id_t *ids);
 
 /* What store_query_plan names for the query ("eq stage", "scan", ...); fails
  * the test on an error. free() the result. */

@@ -11,7 +11,8 @@ static const char *contacts =
     "{\"name\":\"age\",\"type\":\"int\"},"
     "{\"name\":\"meta\",\"type\":\"object\"},"
     "{\"name\":\"tags\",\"type\":\"array\",\"items\":\"string\",\"indexed\":true},"
-    "{\"name\":\"stage\",\"type\":\"enum\",\"values\":[\"lead\",\"customer\"],\"default\":\"lead\"}]}";
+    "{\"name\":\"stage\",\"type\":\"enum\",\"values\":[\"lead\",\"customer\"],\"default\":\"lead\"}"
+    "]}";
 
 typedef struct fx {
     store_t *st;
@@ -53,8 +54,10 @@ static void create_get_render(void **state)
 {
     fx_t *f = *state;
     kith_id_t id;
-    assert_ok(tu_create(f->st, "contacts", "{\"first\":\"Ada\",\"email\":\"  Ada@Example.com \","
-                                           "\"age\":36}", &id));
+    assert_ok(tu_create(f->st, "contacts",
+                        "{\"first\":\"Ada\",\"email\":\"  Ada@Example.com \","
+                        "\"age\":36}",
+                        &id));
     uint64_t v = 0;
     json_t *j = get_fields(f->st, &id, &v);
     assert_non_null(j);
@@ -86,8 +89,9 @@ static void create_get_render(void **state)
 static void validation_names_every_field(void **state)
 {
     fx_t *f = *state;
-    int rc = tu_create(f->st, "contacts",
-                       "{\"email\":\"not-an-email\",\"age\":\"x\",\"bogus\":1,\"stage\":\"zzz\"}", NULL);
+    int rc =
+        tu_create(f->st, "contacts",
+                  "{\"email\":\"not-an-email\",\"age\":\"x\",\"bogus\":1,\"stage\":\"zzz\"}", NULL);
     assert_int_equal(rc, KITH_EVALIDATION);
     const err_diag_t *e = err_last();
     const char *want[] = {"bogus", "email", "first", "age", "stage"};
@@ -108,8 +112,8 @@ static void pseudo_fields_cannot_be_written(void **state)
     assert_string_equal(err_last()->fields[0].name, "id");
 }
 
-static int exec_update(store_t *st, int kind, const kith_id_t *id, const char *patch,
-                       uint64_t ifv, store_op_t **out)
+static int exec_update(store_t *st, int kind, const kith_id_t *id, const char *patch, uint64_t ifv,
+                       store_op_t **out)
 {
     json_t *j = tu_json(patch);
     store_op_t *op = kind == STORE_OP_UPDATE ? store_op_update("contacts", id, j, ifv)
