@@ -184,9 +184,9 @@ struct store_op {
     int system;  /* may touch system collections (names starting '_') */
 
     /* result (valid after completion) */
-    int status;      /* 0 or KITH_E* */
-    err_diag_t diag; /* why, when status != 0 */
-    kith_id_t rid;   /* the record written */
+    int status;       /* 0 or KITH_E* */
+    err_diag_t *diag; /* why, when status != 0 (NULL on success) */
+    kith_id_t rid;    /* the record written */
     uint64_t version;
     int64_t created_us;
     int64_t updated_us;

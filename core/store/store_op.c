@@ -105,7 +105,8 @@ void store_op_reset(store_op_t *op)
     op->nochange = 0;
     op->idem_replayed = 0;
     memset(&op->rid, 0, sizeof op->rid);
-    memset(&op->diag, 0, sizeof op->diag);
+    free(op->diag); /* failures only: a success allocates nothing */
+    op->diag = NULL;
 }
 
 void store_op_free(store_op_t *op)
@@ -115,6 +116,7 @@ void store_op_free(store_op_t *op)
     free(op->json);
     free(op->idem_key);
     free(op->consumer);
+    free(op->diag);
     free(op);
 }
 

@@ -68,12 +68,28 @@ static void op_complete(store_t *st, store_op_t *op)
     }
 }
 
+/* The op's diagnostic, allocated on its first failure. */
+static err_diag_t *op_diag(store_op_t *op)
+{
+    if (!op->diag) op->diag = xmalloc(sizeof *op->diag);
+    return op->diag;
+}
+
+static void op_fail_diag(store_op_t *op, const err_diag_t *d, int code)
+{
+    op->status = code;
+    err_diag_t *od = op_diag(op);
+    *od = *d;
+    od->code = code;
+}
+
 static void op_fail(store_op_t *op, int code, const char *fmt, const char *detail)
 {
     op->status = code;
-    memset(&op->diag, 0, sizeof op->diag);
-    op->diag.code = code;
-    snprintf(op->diag.msg, sizeof op->diag.msg, fmt, detail);
+    err_diag_t *d = op_diag(op);
+    memset(d, 0, offsetof(err_diag_t, fields));
+    d->code = code;
+    snprintf(d->msg, sizeof d->msg, fmt, detail);
 }
 
 static int run_one(store_wtxn_t *w, store_op_t *op)
@@ -129,8 +145,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             err_save(&d);
             for (size_t i = 0; i < n; i++) {
                 store_op_reset(ops[i]);
-                ops[i]->status = d.code;
-                ops[i]->diag = d;
+                op_fail_diag(ops[i], &d, d.code);
             }
             return 0;
         }
@@ -151,8 +166,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             err_save(&d);
             for (size_t i = 0; i < n; i++) {
                 store_op_reset(ops[i]);
-                ops[i]->status = d.code;
-                ops[i]->diag = d;
+                op_fail_diag(ops[i], &d, d.code);
             }
             return 0;
         }
@@ -194,8 +208,8 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             }
             op->status = rc;
             if (rc) {
-                err_save(&op->diag);
-                op->diag.code = rc; /* the op's status is the truth */
+                err_save(op_diag(op));
+                op->diag->code = rc; /* the op's status is the truth */
             }
         }
         if (!retry && w.seq != st->seq) {
@@ -233,9 +247,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             err_save(&d);
             for (size_t i = 0; i < n; i++) {
                 store_op_reset(ops[i]);
-                ops[i]->status = KITH_ENOSPC;
-                ops[i]->diag = d;
-                ops[i]->diag.code = KITH_ENOSPC;
+                op_fail_diag(ops[i], &d, KITH_ENOSPC);
             }
             return 0;
         }
@@ -433,7 +445,7 @@ int store_exec(store_t *st, store_op_t *op)
         batch_process(st, op, 1);
         while (store_jobs_step(st) == 1) {
         }
-        if (op->status) err_restore(&op->diag);
+        if (op->status && op->diag) err_restore(op->diag);
         return op->status;
     }
     waiter_t w;
@@ -452,7 +464,7 @@ int store_exec(store_t *st, store_op_t *op)
     op->waiter = NULL;
     uv_mutex_destroy(&w.lock);
     uv_cond_destroy(&w.cond);
-    if (op->status) err_restore(&op->diag);
+    if (op->status && op->diag) err_restore(op->diag);
     return op->status;
 }
 

@@ -132,7 +132,7 @@ static void on_done(store_op_t *op, void *ctx)
 {
     runner_t *r = ctx;
     if (op->status) {
-        fprintf(stderr, "bench: write failed: %s\n", op->diag.msg);
+        fprintf(stderr, "bench: write failed: %s\n", op->diag->msg);
         r->failed = 1;
     } else if (r->ids) {
         r->ids[r->nids++] = op->rid;
@@ -183,8 +183,13 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t nrec = 1000000;
-    for (int i = 2; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--records") == 0) nrec = strtoull(argv[i + 1], NULL, 10);
+    int only_creates = 0, no_baseline = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
+            nrec = strtoull(argv[i + 1], NULL, 10);
+        if (strcmp(argv[i], "--only-creates") == 0) only_creates = 1;
+        if (strcmp(argv[i], "--no-baseline") == 0) no_baseline = 1; /* for profiling */
+    }
     const char *dir = argv[1];
     mkdir(dir, 0750);
     char p1[4096], p2[4096];
@@ -218,13 +223,15 @@ int main(int argc, char **argv)
     loop_inbox_init(&r.inbox, uv_default_loop());
     r.ids = xmalloc(nrec * sizeof *r.ids);
 
+    size_t sink = 0;
     /* bulk load */
-    double base = raw_load(&raw, jsons, jl, nrec, BATCH, 0, 1);
+    double base = no_baseline ? 0 : raw_load(&raw, jsons, jl, nrec, BATCH, 0, 1);
     double mine = store_load(&r, nrec, 4 * BATCH);
     bench_line("bulk_load", mine, "records/s", base);
     kith_id_t *sids = r.ids; /* the store's loaded ids; later runs do not record */
     size_t nids = r.nids;
     r.ids = NULL;
+    if (only_creates) goto creates;
 
     /* point get: random ids, one read transaction per get */
     uint64_t ngets = 2000000;
@@ -233,7 +240,6 @@ int main(int argc, char **argv)
     mdb_txn_begin(raw.env, NULL, MDB_RDONLY, &t);
     mdb_txn_reset(t);
     double t0 = bench_now();
-    size_t sink = 0;
     for (uint64_t i = 0; i < ngets; i++) {
         seed = seed * 1103515245u + 12345u;
         kith_id_t *id = &raw.ids[seed % raw.nids];
@@ -306,11 +312,14 @@ int main(int argc, char **argv)
     }
     bench_line("query50", (double)nq / (bench_now() - t0), "queries/s", qb);
 
+creates:
     /* durable creates with N concurrent submitters (baseline: batches of N) */
     static const size_t subs[] = {1, 16, 64, 256};
     static const uint64_t counts[] = {1500, 16000, 40000, 80000};
     for (size_t i = 0; i < 4; i++) {
-        double b = raw_load(&raw, jsons, jl, counts[i], subs[i], nrec + 1000000 * (i + 1), 0);
+        double b = no_baseline
+                       ? 0
+                       : raw_load(&raw, jsons, jl, counts[i], subs[i], nrec + 1000000 * (i + 1), 0);
         double m = store_load(&r, counts[i], subs[i]);
         char name[32];
         snprintf(name, sizeof name, "create_c%zu", subs[i]);

@@ -114,7 +114,7 @@ static void on_done(store_op_t *op, void *ctx)
         }
         ledger_line(w, line, (size_t)n);
     } else if (op->status != KITH_ENOTFOUND && op->status != KITH_ECONFLICT) {
-        fprintf(stderr, "kith-storetool: write failed: %s\n", op->diag.msg);
+        fprintf(stderr, "kith-storetool: write failed: %s\n", op->diag->msg);
         exit(4);
     }
     store_op_free(op);

@@ -158,7 +158,7 @@ void tu_create_many(store_t *st, const char *coll, json_t *const *fields, size_t
         ops[i] = store_op_create(coll, fields[i]);
     tu_exec_all(st, ops, n);
     for (size_t i = 0; i < n; i++) {
-        if (ops[i]->status) fail_msg("create #%zu in %s failed: %s", i, coll, ops[i]->diag.msg);
+        if (ops[i]->status) fail_msg("create #%zu in %s failed: %s", i, coll, tu_op_msg(ops[i]));
         if (ids) ids[i] = ops[i]->rid;
         store_op_free(ops[i]);
     }

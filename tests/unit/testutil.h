@@ -38,6 +38,9 @@ int tu_create(store_t *st, const char *coll, const char *fields, kith_id_t *id);
 size_t tu_query_ids(store_t *st, const char *coll, const char *filter, const char *sort,
                     kith_id_t *ids, size_t cap);
 
+/* An op's error message, or "" when it succeeded (for failure messages). */
+#define tu_op_msg(op) ((op)->diag ? (op)->diag->msg : "")
+
 #define assert_ok(expr)                                                                            \
     do {                                                                                           \
         int rc__ = (expr);                                                                         \

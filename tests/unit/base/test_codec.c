@@ -58,7 +58,7 @@ static void b64url_vectors(void **state)
 static void b64url_round_trip(void **state)
 {
     (void)state;
-    uint8_t data[300], dec[300];
+    uint8_t data[300] = {0}, dec[300];
     char enc[402];
     uint64_t x = 0x123456789ABCDEFull;
     for (size_t len = 0; len <= sizeof data; len++) {

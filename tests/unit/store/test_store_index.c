@@ -523,9 +523,9 @@ static void unique_over_duplicates_refused(void **state)
     store_op_t *op;
     assert_int_equal(field_op(f->st, "codes", "code", "{\"type\":\"string\",\"unique\":true}", &op),
                      KITH_EVALIDATION);
-    assert_int_equal(op->diag.nfields >= 1, 1);
-    assert_string_equal(op->diag.fields[0].name, "code");
-    assert_non_null(strstr(op->diag.msg, "code"));
+    assert_int_equal(op->diag->nfields >= 1, 1);
+    assert_string_equal(op->diag->fields[0].name, "code");
+    assert_non_null(strstr(op->diag->msg, "code"));
     store_op_free(op);
     /* through a schema op */
     json_t *def = tu_json("{\"name\":\"codes\",\"fields\":[{\"name\":\"code\",\"type\":\"string\","

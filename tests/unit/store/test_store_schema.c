@@ -85,11 +85,11 @@ static void refuse(store_t *st, const char *def, int code, const char *field)
     store_op_t *op;
     int rc = schema_op(st, def, 0, &op);
     if (rc != code) {
-        diag_print(&op->diag);
+        diag_print(op->diag);
         fail_msg("%s: status %d (%s), want %d", def, rc, err_name(rc), code);
     }
-    if (field && !names_field(&op->diag, field)) {
-        diag_print(&op->diag);
+    if (field && !names_field(op->diag, field)) {
+        diag_print(op->diag);
         fail_msg("%s: the error does not name '%s'", def, field);
     }
     json_t *j = tu_json(def);
@@ -443,11 +443,11 @@ static void definition_errors(void **state)
                                "{\"name\":\"f\",\"type\":\"date\",\"default\":\"2026-02-30\"}]}",
                                0, &op),
                      KITH_EVALIDATION);
-    if (op->diag.nfields != 5) diag_print(&op->diag);
-    assert_int_equal(op->diag.nfields, 5);
-    assert_true(names_field(&op->diag, "a") && names_field(&op->diag, "c") &&
-                names_field(&op->diag, "d") && names_field(&op->diag, "e") &&
-                names_field(&op->diag, "f"));
+    if (op->diag->nfields != 5) diag_print(op->diag);
+    assert_int_equal(op->diag->nfields, 5);
+    assert_true(names_field(op->diag, "a") && names_field(op->diag, "c") &&
+                names_field(op->diag, "d") && names_field(op->diag, "e") &&
+                names_field(op->diag, "f"));
     store_op_free(op);
     /* the collection itself */
     refuse(f->st, "{\"name\":\"c\",\"fields\":{}}", KITH_EINVAL, NULL);
@@ -513,7 +513,7 @@ static void allowed_changes_bump_the_version(void **state)
         store_op_t *op;
         int rc = field_op(f->st, "c", steps[i].field, steps[i].def, &op);
         if (rc) {
-            diag_print(&op->diag);
+            diag_print(op->diag);
             fail_msg("step %zu (%s %s) refused", i, steps[i].field, steps[i].def);
         }
         assert_false(op->nochange);
@@ -589,8 +589,8 @@ static void refused_changes_name_the_field(void **state)
         int rc = schema_op(f->st, text, 0, &op);
         free(text);
         if (rc != KITH_EVALIDATION) fail_msg("case %zu: status %d", i, rc);
-        if (!names_field(&op->diag, cases[i].field)) {
-            diag_print(&op->diag);
+        if (!names_field(op->diag, cases[i].field)) {
+            diag_print(op->diag);
             fail_msg("case %zu: the error does not name '%s'", i, cases[i].field);
         }
         store_op_free(op);
@@ -601,17 +601,17 @@ static void refused_changes_name_the_field(void **state)
     /* the same through field ops */
     store_op_t *op;
     assert_int_equal(field_op(f->st, "c", "a", "{\"type\":\"int\"}", &op), KITH_EVALIDATION);
-    assert_true(names_field(&op->diag, "a"));
-    assert_non_null(strstr(op->diag.fields[0].msg, "type"));
+    assert_true(names_field(op->diag, "a"));
+    assert_non_null(strstr(op->diag->fields[0].msg, "type"));
     store_op_free(op);
     assert_int_equal(field_op(f->st, "c", "st", "{\"type\":\"enum\",\"values\":[\"x\"]}", &op),
                      KITH_EVALIDATION);
-    assert_non_null(strstr(op->diag.fields[0].msg, "'y'"));
+    assert_non_null(strstr(op->diag->fields[0].msg, "'y'"));
     store_op_free(op);
     assert_int_equal(field_op(f->st, "c", "q", "{\"type\":\"int\",\"required\":true}", &op),
                      KITH_EVALIDATION);
-    assert_true(names_field(&op->diag, "q"));
-    assert_non_null(strstr(op->diag.fields[0].msg, "2 record"));
+    assert_true(names_field(op->diag, "q"));
+    assert_non_null(strstr(op->diag->fields[0].msg, "2 record"));
     store_op_free(op);
     /* field op plumbing */
     assert_int_equal(field_op(f->st, "c", "a", "{\"name\":\"b\",\"type\":\"int\"}", NULL),

@@ -278,7 +278,7 @@ static void batch_isolates_failed_ops(void **state)
         store_op_t *op = ops[i];
         assert_int_equal(done[i], 1);
         if (op->status != expected_status(kind))
-            fail_msg("op %d (kind %d): status %d (%s), want %d", i, kind, op->status, op->diag.msg,
+            fail_msg("op %d (kind %d): status %d (%s), want %d", i, kind, op->status, tu_op_msg(op),
                      expected_status(kind));
         if (op->status == 0) {
             nok++;
@@ -287,15 +287,15 @@ static void batch_isolates_failed_ops(void **state)
             prev_seq = op->seq;
         } else {
             assert_int_equal(op->seq, 0);
-            assert_int_equal(op->diag.code, op->status);
+            assert_int_equal(op->diag->code, op->status);
             assert_null(op->json);
         }
         if (kind == K_DUP_HANDLE) {
-            assert_true(op->diag.nfields >= 1);
-            assert_string_equal(op->diag.fields[0].name, "handle");
+            assert_true(op->diag->nfields >= 1);
+            assert_string_equal(op->diag->fields[0].name, "handle");
         }
-        if (kind == K_PAIR_LOSE) assert_string_equal(op->diag.fields[0].name, "email");
-        if (kind == K_INVALID) assert_int_equal(op->diag.nfields, 2);
+        if (kind == K_PAIR_LOSE) assert_string_equal(op->diag->fields[0].name, "email");
+        if (kind == K_INVALID) assert_int_equal(op->diag->nfields, 2);
     }
     assert_int_equal(nok, BURST / 2);
 
@@ -451,8 +451,8 @@ static void commit_failure(store_t *st, int fault)
             continue;
         }
         if (ops[i]->status != KITH_EIO)
-            fail_msg("op %zu: status %d (%s), want KITH_EIO", i, ops[i]->status, ops[i]->diag.msg);
-        assert_non_null(strstr(ops[i]->diag.msg, "nothing was written"));
+            fail_msg("op %zu: status %d (%s), want KITH_EIO", i, ops[i]->status, tu_op_msg(ops[i]));
+        assert_non_null(strstr(ops[i]->diag->msg, "nothing was written"));
         assert_int_equal(ops[i]->seq, 0);
         assert_false(ops[i]->idem_replayed);
     }
@@ -553,7 +553,7 @@ static void grow_done(store_op_t *op, void *ctx)
     grow_t *g = ctx;
     g->l->completed++;
     if (op->status && g->failed++ == 0)
-        snprintf(g->first_error, sizeof g->first_error, "%s", op->diag.msg);
+        snprintf(g->first_error, sizeof g->first_error, "%s", tu_op_msg(op));
     store_op_free(op);
     if (g->next < GROW_RECORDS) grow_submit_next(g);
 }
@@ -740,7 +740,7 @@ static void close_with_ops_queued(void **state)
             ldone[i] = 1;
         }
         assert_int_equal(late[i]->status, KITH_ESHUTDOWN);
-        assert_non_null(strstr(late[i]->diag.msg, "closing"));
+        assert_non_null(strstr(late[i]->diag->msg, "closing"));
     }
     tu_gate_release(&g);
     uv_thread_join(&closer);
@@ -768,7 +768,7 @@ static void close_with_ops_queued(void **state)
             email = json_string_value(json_object_get(op->data, "email"));
             assert_int_equal(people_with(f->st, "email", email, NULL), 0);
         } else {
-            fail_msg("op %d: status %d (%s)", i, op->status, op->diag.msg);
+            fail_msg("op %d: status %d (%s)", i, op->status, tu_op_msg(op));
         }
     }
     /* ops queued before close began are run, not dropped */
