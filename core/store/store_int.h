@@ -82,6 +82,8 @@ struct store {
     /* Owned by the writer thread (or the caller when there is none). */
     store_schema_t *wschema; /* as of the last commit */
     uint64_t seq;            /* last change-log sequence committed */
+    size_t recent_batch[8];  /* sizes of the last batches (group-commit settling) */
+    size_t nbatches;
     int64_t idem_purged_us;
 
     /* jobs_lock guards njobs; jobs_cond signals when it drops to zero. */

@@ -327,21 +327,31 @@ static void jobs_step_logged(store_t *st)
 
 /* Group commit works only if a batch holds every op that is ready. When a
  * commit completes, the loop resubmits its clients' next ops one by one; the
- * first one wakes us, and committing it alone would split the burst (a batch
- * of 1, then one of N-1, ...). So while the queue is still growing we wait a
- * little: at most SETTLE_STEP_NS for each new op, SETTLE_MAX_NS in all. A lone
- * op costs one step (20 µs against a ~1 ms fsync). Called with q_lock held. */
-#define SETTLE_STEP_NS 20000
-#define SETTLE_MAX_NS  200000
+ * first one wakes us, and committing at once would split the burst (a batch of
+ * 200, then one of 56, each paying a full fsync). So we expect as many ops as
+ * the recent batches held and wait while they are still arriving: at most
+ * SETTLE_STEP_NS for each next op, SETTLE_MAX_NS in all. When one op is
+ * expected (a lone client), we do not wait at all. q_lock held. */
+#define SETTLE_STEP_NS 50000
+#define SETTLE_MAX_NS  2000000
+
+static size_t settle_expect(const store_t *st)
+{
+    size_t e = 1;
+    for (size_t i = 0; i < ARRAY_LEN(st->recent_batch); i++)
+        if (st->recent_batch[i] > e) e = st->recent_batch[i];
+    return e < st->opts.batch_max ? e : st->opts.batch_max;
+}
 
 static void settle(store_t *st)
 {
     if (!st->q_head || st->stopping) return;
+    size_t expect = settle_expect(st);
     uint64_t t0 = uv_hrtime();
     size_t seen = st->q_len;
-    while (seen < st->opts.batch_max && uv_hrtime() - t0 < SETTLE_MAX_NS) {
+    while (seen < expect && uv_hrtime() - t0 < SETTLE_MAX_NS) {
         uv_cond_timedwait(&st->q_cond, &st->q_lock, SETTLE_STEP_NS);
-        if (st->q_len == seen) break;
+        if (st->q_len == seen) break; /* the burst is over */
         seen = st->q_len;
     }
 }
@@ -370,7 +380,10 @@ static void writer_main(void *arg)
         }
         int stopping = st->stopping;
         uv_mutex_unlock(&st->q_lock);
-        if (head) batch_process(st, head, n);
+        if (head) {
+            st->recent_batch[st->nbatches++ % ARRAY_LEN(st->recent_batch)] = n;
+            batch_process(st, head, n);
+        }
         if (jobs && !stopping) jobs_step_logged(st);
         if (!head && stopping) break;
     }
