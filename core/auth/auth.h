@@ -62,6 +62,10 @@ void auth_workspace_path(const auth_dir_t *d, const char *name, char *out, size_
 
 /* 1 for the built-in roles: admin, manager, sales, support, readonly. */
 int auth_role_builtin(const char *role);
+/* 1 if role is built-in or a custom role stored in the workspace's store. */
+int auth_role_known(store_t *ws, const char *role);
+/* Creates the workspace's system collections (_roles) if missing. */
+int auth_workspace_prepare(store_t *ws);
 /* The built-in role names, NULL-terminated. */
 const char *const *auth_roles_builtin(void);
 
@@ -71,12 +75,21 @@ typedef struct auth_principal {
     char key_id[ID_TEXT_LEN + 1];
     char workspace[AUTH_WORKSPACE_MAX + 1];
     char role[64];
+    char user[128]; /* for record scope "own": the key's user, or its id */
+    char team[128]; /* for scope "team"; empty when none */
 } auth_principal_t;
 
-/* Creates a key for workspace with role; writes the token (AUTH_TOKEN_LEN + 1
- * bytes) and its id. The token is shown once and never stored. */
-int auth_key_create(auth_dir_t *d, const char *workspace, const char *role, const char *label,
-                    char *token, char *key_id);
+typedef struct auth_key_spec {
+    const char *workspace;
+    const char *role;  /* built-in, or a custom role of the workspace */
+    const char *label; /* may be NULL */
+    const char *user;  /* may be NULL: the key id stands for the user */
+    const char *team;  /* may be NULL */
+} auth_key_spec_t;
+
+/* Creates a key; writes the token (AUTH_TOKEN_LEN + 1 bytes) and its id. The
+ * token is shown once and never stored. The role must exist in the workspace. */
+int auth_key_create(auth_dir_t *d, const auth_key_spec_t *spec, char *token, char *key_id);
 /* Resolves a token. KITH_EPERM for an unknown, malformed or revoked key. */
 int auth_key_lookup(auth_dir_t *d, const char *token, size_t len, auth_principal_t *out);
 /* Revokes key_id (of workspace, when workspace is not NULL). */

@@ -29,8 +29,37 @@ static const char *const system_schemas[] = {
     "{\"name\":\"workspace\",\"type\":\"string\",\"required\":true,\"indexed\":true},"
     "{\"name\":\"role\",\"type\":\"string\",\"required\":true},"
     "{\"name\":\"label\",\"type\":\"string\",\"max_length\":200},"
-    "{\"name\":\"revoked\",\"type\":\"bool\",\"default\":false}]}",
+    "{\"name\":\"revoked\",\"type\":\"bool\",\"default\":false},"
+    "{\"name\":\"user\",\"type\":\"string\",\"max_length\":120},"
+    "{\"name\":\"team\",\"type\":\"string\",\"max_length\":120}]}",
 };
+
+/* System collections of every workspace store. */
+static const char *const workspace_schemas[] = {
+    "{\"name\":\"_roles\",\"fields\":["
+    "{\"name\":\"name\",\"type\":\"string\",\"required\":true,\"unique\":true,\"max_length\":63},"
+    "{\"name\":\"def\",\"type\":\"object\",\"required\":true}]}",
+};
+
+/* Applies system collection definitions (a no-op when they are current). */
+static int ensure_schemas(store_t *st, const char *const *defs, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *def = json_parse(defs[i], strlen(defs[i]));
+        store_op_t *op = store_op_schema(def);
+        op->system = 1;
+        json_decref(def);
+        rc = store_exec(st, op);
+        store_op_free(op);
+    }
+    return rc;
+}
+
+int auth_workspace_prepare(store_t *ws)
+{
+    return ensure_schemas(ws, workspace_schemas, ARRAY_LEN(workspace_schemas));
+}
 
 static void join(char *out, size_t cap, const char *a, const char *b)
 {
@@ -71,14 +100,7 @@ int auth_dir_layout_create(const char *path)
     store_opts_t o = {.create = 1, .no_writer = 1};
     store_t *sys;
     if ((rc = store_open(&sys, p, &o))) return rc;
-    for (size_t i = 0; i < sizeof system_schemas / sizeof *system_schemas && rc == 0; i++) {
-        json_t *def = json_parse(system_schemas[i], strlen(system_schemas[i]));
-        store_op_t *op = store_op_schema(def);
-        op->system = 1;
-        json_decref(def);
-        rc = store_exec(sys, op);
-        store_op_free(op);
-    }
+    rc = ensure_schemas(sys, system_schemas, ARRAY_LEN(system_schemas));
     store_close(sys);
     if (rc) return rc;
     auth_dir_t *d;
@@ -125,6 +147,13 @@ int auth_dir_open(const char *path, int mode, auth_dir_t **out)
         err_wrap("system store");
         free(d->path);
         free(d);
+        return rc;
+    }
+    /* A directory made by an older kith gets the current system collections. */
+    if (mode != AUTH_DIR_READ &&
+        (rc = ensure_schemas(d->sys, system_schemas, ARRAY_LEN(system_schemas)))) {
+        err_wrap("system store");
+        auth_dir_close(d);
         return rc;
     }
     *out = d;
@@ -256,7 +285,9 @@ int auth_workspace_create(auth_dir_t *d, const char *name)
     store_t *st;
     int rc = store_open(&st, p, &o);
     if (rc) return rc;
+    rc = auth_workspace_prepare(st);
     store_close(st);
+    if (rc) return rc;
     /* Registered last: a workspace is listed only once its store exists. The
      * unique index makes a concurrent second create fail here. */
     json_t *rec = json_pack("{s:s}", "name", name);
@@ -278,6 +309,10 @@ int auth_workspace_open(auth_dir_t *d, const char *name, store_t **out)
     store_opts_t o = {.read_only = d->mode == AUTH_DIR_READ,
                       .no_writer = d->mode != AUTH_DIR_SERVE};
     int rc = store_open(out, p, &o);
+    if (rc == 0 && d->mode != AUTH_DIR_READ && (rc = auth_workspace_prepare(*out))) {
+        store_close(*out);
+        *out = NULL;
+    }
     if (rc) err_wrap("workspace %s", name);
     return rc;
 }

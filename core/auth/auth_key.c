@@ -32,14 +32,41 @@ void auth_token_hash(const char *token, size_t len, char out[65])
     hex_encode(h, sizeof h, out);
 }
 
-int auth_key_create(auth_dir_t *d, const char *workspace, const char *role, const char *label,
-                    char *token, char *key_id)
+static int count_row(void *ctx, const store_record_t *rec)
 {
-    if (!auth_role_builtin(role))
-        return err_set(KITH_EINVAL, "unknown role '%s' (admin, manager, sales, support, readonly)",
-                       role);
-    if (!auth_workspace_exists(d, workspace))
-        return err_set(KITH_ENOTFOUND, "no workspace '%s'", workspace);
+    (void)rec;
+    (*(uint64_t *)ctx)++;
+    return 0;
+}
+
+int auth_role_known(store_t *ws, const char *role)
+{
+    if (auth_role_builtin(role)) return 1;
+    store_rtxn_t *rt;
+    if (store_read_begin(ws, &rt)) return 0;
+    json_t *filter = json_pack("{s:s}", "name", role);
+    uint64_t n = 0;
+    char *next = NULL;
+    store_query_t q = {.coll = "_roles", .filter = filter, .limit = 1};
+    int rc = store_query(rt, &q, count_row, &n, &next);
+    free(next);
+    json_decref(filter);
+    store_read_end(rt);
+    return rc == 0 && n > 0;
+}
+
+static int text_ok(const char *s, size_t max)
+{
+    return !s || strlen(s) <= max;
+}
+
+int auth_key_create(auth_dir_t *d, const auth_key_spec_t *spec, char *token, char *key_id)
+{
+    if (!spec->role || !*spec->role) return err_set(KITH_EINVAL, "a key needs a role");
+    if (!text_ok(spec->label, 200) || !text_ok(spec->user, 120) || !text_ok(spec->team, 120))
+        return err_set(KITH_EINVAL, "label is at most 200 bytes, user and team 120");
+    if (!spec->workspace || !auth_workspace_exists(d, spec->workspace))
+        return err_set(KITH_ENOTFOUND, "no workspace '%s'", spec->workspace ? spec->workspace : "");
     uint8_t secret[32];
     rand_bytes(secret, sizeof secret);
     memcpy(token, AUTH_TOKEN_PREFIX, sizeof AUTH_TOKEN_PREFIX); /* with its NUL */
@@ -47,8 +74,11 @@ int auth_key_create(auth_dir_t *d, const char *workspace, const char *role, cons
     memset(secret, 0, sizeof secret);
     char hash[65];
     auth_token_hash(token, strlen(token), hash);
-    json_t *rec = json_pack("{s:s,s:s,s:s}", "hash", hash, "workspace", workspace, "role", role);
-    if (label && *label) json_object_set_new(rec, "label", json_string(label));
+    json_t *rec =
+        json_pack("{s:s,s:s,s:s}", "hash", hash, "workspace", spec->workspace, "role", spec->role);
+    if (spec->label && *spec->label) json_object_set_new(rec, "label", json_string(spec->label));
+    if (spec->user && *spec->user) json_object_set_new(rec, "user", json_string(spec->user));
+    if (spec->team && *spec->team) json_object_set_new(rec, "team", json_string(spec->team));
     store_op_t *op = store_op_create("_keys", rec);
     op->system = 1;
     json_decref(rec);
@@ -82,6 +112,10 @@ static int key_row(void *ctx, const store_record_t *rec)
     snprintf(f->p.role, sizeof f->p.role, "%s",
              str_or_empty(json_string_value(json_object_get(j, "role"))));
     f->revoked = json_is_true(json_object_get(j, "revoked"));
+    const char *user = json_string_value(json_object_get(j, "user"));
+    snprintf(f->p.user, sizeof f->p.user, "%s", user && *user ? user : f->p.key_id);
+    snprintf(f->p.team, sizeof f->p.team, "%s",
+             str_or_empty(json_string_value(json_object_get(j, "team"))));
     json_decref(j);
     return 0;
 }

@@ -32,11 +32,19 @@ typedef struct cli_opts {
     const char *workspace; /* --workspace NAME */
     const char *role;      /* --role ROLE */
     const char *label;     /* --label TEXT */
+    const char *user;      /* --user ID */
+    const char *team;      /* --team NAME */
     char *pos[4];          /* positional arguments */
     int npos;
 } cli_opts_t;
 
-enum { CLI_NEED_DATA = 1, CLI_ALLOW_WORKSPACE = 2, CLI_ALLOW_ROLE = 4, CLI_ALLOW_LABEL = 8 };
+enum {
+    CLI_NEED_DATA = 1,
+    CLI_ALLOW_WORKSPACE = 2,
+    CLI_ALLOW_ROLE = 4,
+    CLI_ALLOW_LABEL = 8,
+    CLI_ALLOW_USER = 16, /* --user and --team */
+};
 
 /* Parses argv (argv[0] is the command word). Returns -1 to go on, or an exit
  * code (0 after --help, CLI_ERROR after a bad argument). npos_max: how many

@@ -74,7 +74,9 @@ int cmd_init(const cli_cmd_t *cmd, int argc, char **argv)
     rc = auth_dir_layout_create(tmp);
     if (rc == 0) rc = tls_cert_dev_generate(cert, key, DEV_CERT_DAYS);
     if (rc == 0) rc = auth_dir_open(tmp, AUTH_DIR_WRITE, &d);
-    if (rc == 0) rc = auth_key_create(d, "default", "admin", "created by kith init", token, key_id);
+    auth_key_spec_t spec = {
+        .workspace = "default", .role = "admin", .label = "created by kith init"};
+    if (rc == 0) rc = auth_key_create(d, &spec, token, key_id);
     auth_dir_close(d);
     if (rc) {
         int out = cli_fail_err(cmd, o.data);

@@ -24,10 +24,13 @@ static const cli_cmd_t commands[] = {
      cmd_workspace_create},
     {"workspace list", "workspace list --data DIR", "Prints the workspaces, one per line.",
      cmd_workspace_list},
-    {"key create", "key create --data DIR --workspace NAME --role ROLE [--label TEXT]",
+    {"key create",
+     "key create --data DIR --workspace NAME --role ROLE [--label TEXT] [--user ID] [--team NAME]",
      "Creates an API key and prints the token alone on stdout. Only its hash is\n"
      "stored: the token cannot be shown again. Roles: admin, manager, sales,\n"
-     "support, readonly.",
+     "support, readonly, or a custom role of the workspace. --user and --team say\n"
+     "whose records the key reaches under the roles' own and team scopes (the\n"
+     "records' owner and team fields); without --user the key id stands for it.",
      cmd_key_create},
     {"check", "check --data DIR",
      "Walks the system store and every workspace: each record's checksum and\n"
@@ -149,6 +152,7 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'}, {"workspace", required_argument, NULL, 'w'},
         {"role", required_argument, NULL, 'r'}, {"label", required_argument, NULL, 'l'},
+        {"user", required_argument, NULL, 'u'}, {"team", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -175,6 +179,14 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
         case 'l':
             if (!(allow & CLI_ALLOW_LABEL)) goto unknown;
             o->label = optarg;
+            break;
+        case 'u':
+            if (!(allow & CLI_ALLOW_USER)) goto unknown;
+            o->user = optarg;
+            break;
+        case 't':
+            if (!(allow & CLI_ALLOW_USER)) goto unknown;
+            o->team = optarg;
             break;
         case ':':
             cli_fail(cmd, "option %s needs a value", argv[optind - 1]);

@@ -160,10 +160,17 @@ enum store_op_kind {
     STORE_OP_FIELD,  /* add or change one field of a collection */
     STORE_OP_CURSOR, /* save a consumer cursor */
     STORE_OP_CUSTOM, /* caller's function on the writer thread */
+    STORE_OP_AUDIT,  /* an audit entry only (a read that revealed data) */
 };
 
 typedef void (*store_done_fn)(store_op_t *op, void *ctx);
 typedef int (*store_custom_fn)(store_wtxn_t *w, store_op_t *op);
+/* Runs inside the op's transaction before a create, update, replace or
+ * delete is written, with the record's fields before (NULL for a create) and
+ * after (NULL for a delete). Return 0 to go on, or a KITH_E* code (with
+ * err_set) to fail the op: permission checks that cannot race with writes. */
+typedef int (*store_guard_fn)(store_wtxn_t *w, store_op_t *op, const json_t *before,
+                              const json_t *after);
 
 /* One write. Build with a store_op_* constructor, submit once, read the result
  * fields after completion, free with store_op_free. */
@@ -180,8 +187,11 @@ struct store_op {
     uint64_t cursor_seq;
     char *consumer;
     store_custom_fn custom;
-    void *udata; /* for the caller and custom ops */
-    int system;  /* may touch system collections (names starting '_') */
+    void *udata;          /* for the caller and custom ops */
+    int system;           /* may touch system collections (names starting '_') */
+    store_guard_fn guard; /* optional, see store_guard_fn */
+    json_t *audit;        /* optional: audit this write as {"actor","request",...} (owned
+                             ref); the entry is written in the change's transaction */
 
     /* result (valid after completion) */
     int status;       /* 0 or KITH_E* */
@@ -217,6 +227,11 @@ store_op_t *store_op_schema(json_t *def);
 store_op_t *store_op_field(const char *coll, const char *name, json_t *def);
 store_op_t *store_op_cursor_set(const char *consumer, uint64_t seq);
 store_op_t *store_op_custom(store_custom_fn fn, void *udata);
+/* An audit entry alone: entry is {"actor","request","action","collection",
+ * "ids","fields"} (taken as a new reference). */
+store_op_t *store_op_audit(json_t *entry);
+/* Audit the op's write with who (a new reference): {"actor","request"}. */
+void store_op_set_audit(store_op_t *op, json_t *who);
 
 /* Constructors take a new reference to any json_t passed in. */
 /* Sets the idempotency key: a later op with the same key within 24 hours
@@ -238,6 +253,14 @@ int store_exec(store_t *st, store_op_t *op);
 const store_schema_t *store_wtxn_schema(const store_wtxn_t *w);
 int store_wtxn_get(store_wtxn_t *w, const char *coll, const kith_id_t *id, store_record_t *rec);
 int64_t store_wtxn_now(const store_wtxn_t *w);
+
+/* ---- audit log ---------------------------------------------------------------- */
+
+/* Calls fn(ctx, seq, json, len) for each audit entry after seq `after`, at most
+ * limit (0 = all): each entry is a JSON object {"seq","time","actor","request",
+ * "action","collection","ids","fields","prev","hash"}. */
+typedef int (*store_audit_fn)(void *ctx, uint64_t seq, const char *json, size_t len);
+int store_audit_list(store_rtxn_t *rt, uint64_t after, size_t limit, store_audit_fn fn, void *ctx);
 
 /* ---- maintenance ------------------------------------------------------------ */
 
@@ -273,6 +296,7 @@ typedef struct store_check_report {
     uint64_t cursors;
     uint64_t idem_keys;
     uint64_t jobs;
+    uint64_t audit_entries;
     uint64_t problems;
 } store_check_report_t;
 

@@ -83,6 +83,11 @@ static void check_record_indexes(check_t *ck, const store_coll_t *c, const kith_
     mdb_cursor_close(cur);
 }
 
+static void check_problem_cb(void *ctx, const char *msg)
+{
+    problem(ctx, "%s", msg);
+}
+
 static int walk_records(check_t *ck)
 {
     MDB_cursor *cur;
@@ -285,6 +290,8 @@ int store_check(store_t *st, store_check_report_t *rep, store_problem_fn fn, voi
         if (rc == 0) rc = walk_index(&ck);
         if (rc == 0) rc = walk_log(&ck);
         if (rc == 0) rc = walk_small(&ck);
+        if (rc == 0)
+            rc = store_audit_verify(st, ck.txn, &rep->audit_entries, check_problem_cb, &ck);
         store_schema_unref(ck.schema);
     }
     mdb_txn_abort(ck.txn);

@@ -212,6 +212,12 @@ int store_idem_save(store_wtxn_t *w, const store_op_t *op, const uint8_t fp[32])
 int store_idem_purge(store_t *st, MDB_txn *txn, int64_t now_us, size_t max);
 void store_op_fingerprint(const store_op_t *op, uint8_t fp[32]);
 
+/* ---- store_audit.c ---- */
+/* Appends op's audit entry (if it asked for one) in w. */
+int store_audit_op(store_wtxn_t *w, store_op_t *op);
+int store_audit_verify(store_t *st, MDB_txn *txn, uint64_t *count,
+                       void (*problem)(void *, const char *), void *ctx);
+
 /* ---- store_op.c ---- */
 /* Runs op inside w (the op's nested transaction). */
 int store_op_run(store_wtxn_t *w, store_op_t *op);

@@ -113,6 +113,7 @@ void store_op_free(store_op_t *op)
 {
     if (!op) return;
     if (op->data) json_decref(op->data);
+    if (op->audit) json_decref(op->audit);
     free(op->json);
     free(op->idem_key);
     free(op->consumer);
@@ -186,7 +187,8 @@ static int op_create(store_wtxn_t *w, store_op_t *op)
         id = op->id;
     else
         id_new(&id, w->now_us / 1000);
-    int rc = store_index_update(w, c, &id, NULL, fields);
+    int rc = op->guard ? op->guard(w, op, NULL, fields) : 0;
+    if (rc == 0) rc = store_index_update(w, c, &id, NULL, fields);
     char *js = NULL;
     size_t jl = 0;
     if (rc == 0) rc = put_record(w, c, &id, 1, w->now_us, fields, MDB_NOOVERWRITE, &js, &jl);
@@ -279,7 +281,8 @@ static int op_modify(store_wtxn_t *w, store_op_t *op)
         op_set_result(op, &op->id, version, created, rec.updated_us,
                       xstrndup(rec.json, rec.json_len), rec.json_len);
     } else {
-        rc = store_index_update(w, c, &op->id, old, fields);
+        rc = op->guard ? op->guard(w, op, old, fields) : 0;
+        if (rc == 0) rc = store_index_update(w, c, &op->id, old, fields);
         if (rc == 0) rc = put_record(w, c, &op->id, version + 1, created, fields, 0, &js, &jl);
         if (rc == 0)
             rc =
@@ -312,7 +315,8 @@ static int op_delete(store_wtxn_t *w, store_op_t *op)
     size_t jl = rec.json_len;
     uint64_t version = rec.version;
     int64_t created = rec.created_us, updated = rec.updated_us;
-    rc = store_index_update(w, c, &op->id, old, NULL);
+    rc = op->guard ? op->guard(w, op, old, NULL) : 0;
+    if (rc == 0) rc = store_index_update(w, c, &op->id, old, NULL);
     if (rc == 0) {
         uint8_t key[RKEY_LEN];
         store_rkey(key, c->id, &op->id);
@@ -393,6 +397,7 @@ int store_op_run(store_wtxn_t *w, store_op_t *op)
     case STORE_OP_CURSOR:
         return store_log_cursor_put(w, op->consumer, op->cursor_seq);
     case STORE_OP_CUSTOM:
+    case STORE_OP_AUDIT:
         if (!op->custom) return err_set(KITH_EINVAL, "custom op without a function");
         return op->custom(w, op);
     default:

@@ -102,6 +102,7 @@ static int run_one(store_wtxn_t *w, store_op_t *op)
         if (rc || found) return rc;
     }
     int rc = store_op_run(w, op);
+    if (rc == 0) rc = store_audit_op(w, op);
     /* Also for an update that changed nothing: the key is used either way. */
     if (rc == 0 && op->idem_key) rc = store_idem_save(w, op, fp);
     return rc;

@@ -1,0 +1,226 @@
+/*
+ * store_audit: the hash-chained audit log of a workspace.
+ *
+ * audit database: seq (u64 BE, dense from 1) -> 64 hex chars of SHA-256, then
+ * the entry's JSON body, which names the previous entry's hash in "prev" (64
+ * zeros for the first). hash = SHA-256(prev || body). Changing, removing or
+ * reordering an entry breaks the chain, which `kith check` verifies. An entry
+ * for a write is appended in the write's own nested transaction, so it exists
+ * exactly when the write does.
+ */
+#include "store/store_int.h"
+
+#include "base/codec.h"
+#include "base/json.h"
+#include "base/mem.h"
+#include "base/timeutil.h"
+
+#include <mbedtls/sha256.h>
+#include <string.h>
+
+#define HASH_HEX 64
+
+static const char zero_hash[HASH_HEX + 1] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+static void chain_hash(const char *prev, const char *body, size_t n, char out[HASH_HEX + 1])
+{
+    uint8_t h[32];
+    mbedtls_sha256_context c;
+    mbedtls_sha256_init(&c);
+    mbedtls_sha256_starts_ret(&c, 0);
+    mbedtls_sha256_update_ret(&c, (const uint8_t *)prev, HASH_HEX);
+    mbedtls_sha256_update_ret(&c, (const uint8_t *)body, n);
+    mbedtls_sha256_finish_ret(&c, h);
+    mbedtls_sha256_free(&c);
+    hex_encode(h, 32, out);
+}
+
+static const char *const op_actions[] = {
+    [STORE_OP_CREATE] = "create", [STORE_OP_UPDATE] = "update", [STORE_OP_REPLACE] = "replace",
+    [STORE_OP_DELETE] = "delete", [STORE_OP_SCHEMA] = "schema", [STORE_OP_FIELD] = "schema",
+    [STORE_OP_CURSOR] = "cursor", [STORE_OP_CUSTOM] = "custom", [STORE_OP_AUDIT] = "read",
+};
+
+/* Appends one entry: who gives actor and request (and may override action). */
+static int audit_append(store_wtxn_t *w, const json_t *who, const char *action, const char *coll,
+                        const json_t *ids, const json_t *fields)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(w->txn, w->st->dbi[DB_AUDIT], &cur);
+    if (rc) return store_mdb_err(rc, "audit");
+    MDB_val k, d;
+    uint64_t seq = 1;
+    char prev[HASH_HEX + 1];
+    memcpy(prev, zero_hash, sizeof prev);
+    rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8 && d.mv_size >= HASH_HEX) {
+        seq = load_u64be(k.mv_data) + 1;
+        memcpy(prev, d.mv_data, HASH_HEX);
+    }
+    mdb_cursor_close(cur);
+    buf_t b = BUF_INIT;
+    char ts[40];
+    buf_reserve(&b, 256);
+    buf_add(&b, zero_hash, HASH_HEX); /* replaced by the hash below */
+    buf_addf(&b, "{\"seq\":%llu,\"time\":\"", (unsigned long long)seq);
+    buf_add(&b, ts, time_fmt_rfc3339(w->now_us, ts, sizeof ts, 6));
+    buf_adds(&b, "\",\"actor\":");
+    json_t *x = json_object_get(who, "actor");
+    json_write_cstr(&b, json_is_string(x) ? json_string_value(x) : "");
+    buf_adds(&b, ",\"request\":");
+    x = json_object_get(who, "request");
+    json_write_cstr(&b, json_is_string(x) ? json_string_value(x) : "");
+    buf_adds(&b, ",\"action\":");
+    x = json_object_get(who, "action");
+    json_write_cstr(&b, json_is_string(x) ? json_string_value(x) : action);
+    buf_adds(&b, ",\"collection\":");
+    json_write_cstr(&b, coll ? coll : "");
+    buf_adds(&b, ",\"ids\":");
+    json_write_value(&b, ids);
+    buf_adds(&b, ",\"fields\":");
+    json_write_value(&b, fields);
+    buf_adds(&b, ",\"prev\":\"");
+    buf_add(&b, prev, HASH_HEX);
+    buf_adds(&b, "\"}");
+    char hash[HASH_HEX + 1];
+    chain_hash(prev, b.p + HASH_HEX, b.len - HASH_HEX, hash);
+    memcpy(b.p, hash, HASH_HEX);
+    uint8_t key[8];
+    store_u64be(key, seq);
+    MDB_val kk = {8, key}, dd = {b.len, b.p};
+    rc = mdb_put(w->txn, w->st->dbi[DB_AUDIT], &kk, &dd, MDB_APPEND);
+    buf_free(&b);
+    return store_mdb_err(rc, "audit");
+}
+
+int store_audit_op(store_wtxn_t *w, store_op_t *op)
+{
+    if (!op->audit || op->idem_replayed || op->nochange) return 0;
+    if (op->kind == STORE_OP_AUDIT) {
+        json_t *ids = json_object_get(op->audit, "ids");
+        json_t *fields = json_object_get(op->audit, "fields");
+        json_t *coll = json_object_get(op->audit, "collection");
+        json_t *e = json_array();
+        int rc = audit_append(w, op->audit, "read", json_is_string(coll) ? json_string_value(coll) : "",
+                              json_is_array(ids) ? ids : e, json_is_array(fields) ? fields : e);
+        json_decref(e);
+        return rc;
+    }
+    json_t *ids = json_array();
+    if (op->kind <= STORE_OP_DELETE) {
+        char s[ID_TEXT_LEN + 1];
+        id_encode(&op->rid, s);
+        json_array_append_new(ids, json_string(s));
+    }
+    /* The fields the request wrote (a delete writes none). */
+    json_t *fields = json_array();
+    if (op->kind != STORE_OP_DELETE && json_is_object(op->data)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(op->data, k, v) json_array_append_new(fields, json_string(k));
+    }
+    int rc = audit_append(w, op->audit, op_actions[op->kind], op->coll, ids, fields);
+    json_decref(ids);
+    json_decref(fields);
+    return rc;
+}
+
+static int entry_run(store_wtxn_t *w, store_op_t *op)
+{
+    (void)w;
+    (void)op;
+    return 0; /* the entry itself is written by store_audit_op */
+}
+
+store_op_t *store_op_audit(json_t *entry)
+{
+    store_op_t *op = store_op_custom(entry_run, NULL);
+    op->kind = STORE_OP_AUDIT;
+    op->audit = json_incref(entry);
+    return op;
+}
+
+void store_op_set_audit(store_op_t *op, json_t *who)
+{
+    if (op->audit) json_decref(op->audit);
+    op->audit = who ? json_incref(who) : NULL;
+}
+
+int store_audit_list(store_rtxn_t *rt, uint64_t after, size_t limit, store_audit_fn fn, void *ctx)
+{
+    if (after == UINT64_MAX) return 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(rt->txn, rt->st->dbi[DB_AUDIT], &cur);
+    if (rc) return store_mdb_err(rc, "audit");
+    uint8_t key[8];
+    store_u64be(key, after + 1);
+    MDB_val k = {8, key}, d;
+    size_t n = 0;
+    buf_t b = BUF_INIT;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); rc == 0 && (!limit || n < limit);
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), n++) {
+        if (k.mv_size != 8 || d.mv_size < HASH_HEX + 2) {
+            rc = err_set(KITH_ECORRUPT, "audit: malformed entry");
+            break;
+        }
+        /* body without its closing brace, then ,"hash":"..."} */
+        buf_reset(&b);
+        buf_add(&b, (char *)d.mv_data + HASH_HEX, d.mv_size - HASH_HEX - 1);
+        buf_adds(&b, ",\"hash\":\"");
+        buf_add(&b, d.mv_data, HASH_HEX);
+        buf_adds(&b, "\"}");
+        rc = fn(ctx, load_u64be(k.mv_data), b.p, b.len);
+        if (rc) break;
+    }
+    mdb_cursor_close(cur);
+    buf_free(&b);
+    if (rc == MDB_NOTFOUND) rc = 0;
+    return store_rc(rc, "audit");
+}
+
+int store_audit_verify(store_t *st, MDB_txn *txn, uint64_t *count, void (*problem)(void *, const char *),
+                       void *ctx)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, st->dbi[DB_AUDIT], &cur);
+    if (rc) return store_mdb_err(rc, "audit");
+    MDB_val k, d;
+    char prev[HASH_HEX + 1], hash[HASH_HEX + 1], msg[256];
+    memcpy(prev, zero_hash, sizeof prev);
+    uint64_t expect = 1;
+    *count = 0;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        (*count)++;
+        uint64_t seq = k.mv_size == 8 ? load_u64be(k.mv_data) : 0;
+        if (seq != expect) {
+            snprintf(msg, sizeof msg, "audit: entry %llu where %llu was expected (gap or reorder)",
+                     (unsigned long long)seq, (unsigned long long)expect);
+            problem(ctx, msg);
+        }
+        expect = seq + 1;
+        if (d.mv_size < HASH_HEX + 2) {
+            snprintf(msg, sizeof msg, "audit: entry %llu is truncated", (unsigned long long)seq);
+            problem(ctx, msg);
+            continue;
+        }
+        const char *body = (const char *)d.mv_data + HASH_HEX;
+        size_t bl = d.mv_size - HASH_HEX;
+        const char *pp = memmem(body, bl, "\"prev\":\"", 8);
+        if (!pp || (size_t)(pp - body) + 8 + HASH_HEX > bl || memcmp(pp + 8, prev, HASH_HEX) != 0) {
+            snprintf(msg, sizeof msg, "audit: entry %llu does not chain to the entry before it",
+                     (unsigned long long)seq);
+            problem(ctx, msg);
+        }
+        chain_hash(pp ? pp + 8 : prev, body, bl, hash);
+        if (memcmp(hash, d.mv_data, HASH_HEX) != 0) {
+            snprintf(msg, sizeof msg, "audit: entry %llu was altered (hash mismatch)",
+                     (unsigned long long)seq);
+            problem(ctx, msg);
+        }
+        memcpy(prev, d.mv_data, HASH_HEX);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc, "audit");
+}
