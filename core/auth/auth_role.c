@@ -117,8 +117,8 @@ int auth_role_parse(const json_t *j, auth_role_t *out)
         json_object_foreach(v, kk, vv)
         {
             if (strcmp(kk, "actions") && strcmp(kk, "scope"))
-                return err_set(KITH_EINVAL, "role %s: collections.%s: unknown attribute '%s'",
-                               name, k, kk);
+                return err_set(KITH_EINVAL, "role %s: collections.%s: unknown attribute '%s'", name,
+                               k, kk);
         }
         if (!json_is_array(acts))
             return err_set(KITH_EINVAL, "role %s: collections.%s.actions must be an array", name,
@@ -140,8 +140,8 @@ int auth_role_parse(const json_t *j, auth_role_t *out)
                 if (json_is_string(sc) && strcmp(json_string_value(sc), scope_names[s]) == 0)
                     g->scope = s;
             if (g->scope == SCOPE_NONE)
-                return err_set(KITH_EINVAL, "role %s: collections.%s.scope must be own, team or all",
-                               name, k);
+                return err_set(KITH_EINVAL,
+                               "role %s: collections.%s.scope must be own, team or all", name, k);
         }
     }
     json_t *cp = json_object_get(j, "capabilities");
@@ -167,8 +167,8 @@ json_t *auth_role_to_json(const auth_role_t *r)
         json_t *acts = json_array();
         for (int a = 0; a < ACT__COUNT; a++)
             if (g->actions & (1u << a)) json_array_append_new(acts, json_string(action_names[a]));
-        json_object_set_new(cs, g->coll,
-                            json_pack("{s:o,s:s}", "actions", acts, "scope", scope_names[g->scope]));
+        json_object_set_new(
+            cs, g->coll, json_pack("{s:o,s:s}", "actions", acts, "scope", scope_names[g->scope]));
     }
     json_t *cp = json_array();
     for (size_t i = 0; i < ARRAY_LEN(caps); i++)
@@ -182,7 +182,8 @@ int auth_role_scope(const auth_role_t *r, const char *coll, int action)
     const auth_grant_t *star = NULL;
     for (size_t i = 0; i < r->ngrants; i++) {
         const auth_grant_t *g = &r->grants[i];
-        if (strcmp(g->coll, coll) == 0) return (g->actions & (1u << action)) ? g->scope : SCOPE_NONE;
+        if (strcmp(g->coll, coll) == 0)
+            return (g->actions & (1u << action)) ? g->scope : SCOPE_NONE;
         if (strcmp(g->coll, "*") == 0) star = g;
     }
     if (coll[0] == '_') return SCOPE_NONE; /* system collections: never through roles */
@@ -271,7 +272,8 @@ json_t *auth_mask_value(const store_field_t *f, const json_t *v)
             size_t o = 0;
             memcpy(out, d, 3);
             o = 3;
-            for (size_t i = 3; i < nd - 4; i++) out[o++] = '*';
+            for (size_t i = 3; i < nd - 4; i++)
+                out[o++] = '*';
             memcpy(out + o, d + nd - 4, 4);
             return json_stringn(out, o + 4);
         }

@@ -76,7 +76,8 @@ typedef struct auth_who {
 
 /* 1 if the record's owner/team fields put it within scope for who. A
  * collection without `owner` and `team` fields is shared: any scope covers it. */
-int auth_scope_covers(int scope, const store_coll_t *c, const json_t *fields, const auth_who_t *who);
+int auth_scope_covers(int scope, const store_coll_t *c, const json_t *fields,
+                      const auth_who_t *who);
 /* The filter restricting a query to scope (new reference), or NULL for all. */
 json_t *auth_scope_filter(int scope, const store_coll_t *c, const auth_who_t *who);
 

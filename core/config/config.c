@@ -95,8 +95,8 @@ static int get_ms(const json_t *o, const char *key, uint32_t *out, const char *p
     return rc;
 }
 
-static int get_path(const json_t *o, const char *key, const char *data_dir, char *out,
-                    size_t cap, const char *path)
+static int get_path(const json_t *o, const char *key, const char *data_dir, char *out, size_t cap,
+                    const char *path)
 {
     json_t *v = json_object_get(o, key);
     if (!v) return 0;
@@ -133,13 +133,13 @@ int config_load(config_t *c, const char *data_dir)
     json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (!j) return err_set(KITH_EINVAL, "%s: line %d: %s", path, je.line, je.text);
-    static const char *const top[] = {"kith_data_format", "listen", "threads", "tls",
-                                      "limits", "log_requests", "plugins", NULL};
+    static const char *const top[] = {"kith_data_format", "listen",       "threads", "tls",
+                                      "limits",           "log_requests", "plugins", NULL};
     static const char *const tls[] = {"cert", "key", NULL};
-    static const char *const lim[] = {"max_connections", "url_bytes", "header_bytes",
-                                      "header_fields", "body_bytes", "stream_body_bytes",
+    static const char *const lim[] = {"max_connections",   "url_bytes",       "header_bytes",
+                                      "header_fields",     "body_bytes",      "stream_body_bytes",
                                       "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
-                                      "drain_timeout_ms", "page_max", NULL};
+                                      "drain_timeout_ms",  "page_max",        NULL};
     int rc = !json_is_object(j) ? err_set(KITH_EINVAL, "%s: expected a JSON object", path)
                                 : only_keys(j, top, path, "");
     json_t *v;

@@ -13,19 +13,19 @@
 
 typedef struct config {
     char data_dir[CONFIG_PATH_MAX];
-    char listen_host[256];  /* "127.0.0.1" */
-    int listen_port;        /* 8443 */
-    int plain;              /* serve HTTP without TLS (loopback only) */
-    int threads;            /* I/O loops; 0 = one per core */
+    char listen_host[256]; /* "127.0.0.1" */
+    int listen_port;       /* 8443 */
+    int plain;             /* serve HTTP without TLS (loopback only) */
+    int threads;           /* I/O loops; 0 = one per core */
     char tls_cert[CONFIG_PATH_MAX];
     char tls_key[CONFIG_PATH_MAX];
     /* limits */
-    size_t max_connections;   /* 10,000 */
-    size_t url_bytes;         /* request line: 8 KiB (414) */
-    size_t header_bytes;      /* 32 KiB (431) */
-    size_t header_fields;     /* 100 (431) */
-    size_t body_bytes;        /* 1 MiB (413) */
-    size_t stream_body_bytes; /* bulk and import bodies: 1 GiB */
+    size_t max_connections;     /* 10,000 */
+    size_t url_bytes;           /* request line: 8 KiB (414) */
+    size_t header_bytes;        /* 32 KiB (431) */
+    size_t header_fields;       /* 100 (431) */
+    size_t body_bytes;          /* 1 MiB (413) */
+    size_t stream_body_bytes;   /* bulk and import bodies: 1 GiB */
     uint32_t header_timeout_ms; /* first byte to end of headers: 10 s */
     uint32_t body_timeout_ms;   /* end of headers to end of body: 60 s */
     uint32_t idle_timeout_ms;   /* keep-alive idle: 75 s */

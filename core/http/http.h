@@ -49,12 +49,12 @@ typedef int (*http_body_fn)(http_req_t *r, const char *data, size_t n);
 
 struct http_route {
     int method;
-    const char *pattern;  /* "/v1/{collection}/{id}": {x} matches one segment */
-    const char *name;     /* stable route name for metrics and logs */
+    const char *pattern; /* "/v1/{collection}/{id}": {x} matches one segment */
+    const char *name;    /* stable route name for metrics and logs */
     http_handler_fn fn;
     http_body_fn on_body; /* HTTP_STREAM_BODY routes */
     unsigned flags;
-    const char *action;   /* what it needs: "read", "create", ..., "schema", "keys" */
+    const char *action; /* what it needs: "read", "create", ..., "schema", "keys" */
 };
 
 typedef struct http_header {
@@ -62,12 +62,12 @@ typedef struct http_header {
 } http_header_t;
 
 struct http_req {
-    http_conn_t *conn;    /* the connection (see http_req_gone) */
+    http_conn_t *conn; /* the connection (see http_req_gone) */
     http_server_t *srv;
     int method;
     int http_minor;
-    buf_t url;            /* the request target as received */
-    size_t path_len;      /* url.p[0..path_len) is the path; the query follows '?' */
+    buf_t url;       /* the request target as received */
+    size_t path_len; /* url.p[0..path_len) is the path; the query follows '?' */
     buf_t hbuf;
     http_header_t *hdr;
     size_t nhdr, hdr_cap;
@@ -79,9 +79,9 @@ struct http_req {
     const http_route_t *route;
     char params[HTTP_PARAMS_MAX][HTTP_PARAM_MAX]; /* percent-decoded {x} segments */
     int nparams;
-    char id[24];          /* request id (X-Request-Id) */
+    char id[24]; /* request id (X-Request-Id) */
     uint64_t t0_ns;
-    int status;           /* of the answer, for logs and metrics */
+    int status; /* of the answer, for logs and metrics */
     size_t out_bytes;
     int responded, streaming, stream_done;
     /* for the layer above (api): the principal, the workspace, ... */

@@ -198,8 +198,7 @@ static int cb_message_complete(llhttp_t *p)
     http_conn_t *hc = conn_of(p);
     hc->in_message = 0;
     net_conn_set_deadline(hc->nc, 0);
-    hc->busy = 1;
-    http_dispatch(hc);
+    http_dispatch(hc); /* marks the connection busy until the answer */
     /* One request at a time: the rest waits until this one is answered. */
     return HPE_PAUSED;
 }
@@ -400,6 +399,28 @@ void http_conn_answered(http_conn_t *hc)
     net_conn_resume(hc->nc);
     if (hc->in.len) conn_feed(hc, "", 0);
     if (hc->nc) net_conn_flush(hc->nc);
+}
+
+size_t http_loop_busy(net_loop_t *l)
+{
+    return http_loop_of(l)->busy;
+}
+
+void http_loop_drain(net_loop_t *l)
+{
+    http_loop_t *hl = http_loop_of(l);
+    hl->draining = 1;
+    for (net_conn_t *c = l->conns, *next; c; c = next) {
+        next = c->next;
+        http_conn_t *hc = c->app;
+        if (!hc) continue;
+        hc->draining = 1;
+        if (!hc->busy && !hc->in_message) net_conn_close(c, 1);
+        /* a busy one closes after its answer (http_conn_answered); a stream
+         * learns through its on_drain (the answer ends it) */
+        else if (hc->busy && hc->req.streaming && hc->req.on_drain)
+            hc->req.on_drain(&hc->req);
+    }
 }
 
 void http_server_init(http_server_t *s, const config_t *cfg, const http_route_t *routes,

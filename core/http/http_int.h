@@ -13,14 +13,14 @@
 typedef struct http_loop {
     net_loop_t net;
     http_server_t *srv;
-    size_t nconns;   /* open HTTP connections */
-    size_t busy;     /* requests being handled */
-    size_t orphans;  /* handled for clients that left */
+    size_t nconns;  /* open HTTP connections */
+    size_t busy;    /* requests being handled */
+    size_t orphans; /* handled for clients that left */
     int draining;
-    char date[40];   /* IMF-fixdate of date_sec */
+    char date[40]; /* IMF-fixdate of date_sec */
     int64_t date_sec;
-    buf_t scratch;   /* for building answers */
-    void *api;       /* the api layer's per-loop state */
+    buf_t scratch; /* for building answers */
+    void *api;     /* the api layer's per-loop state */
 } http_loop_t;
 
 static inline http_loop_t *http_loop_of(net_loop_t *l)
@@ -33,15 +33,15 @@ struct http_conn {
     http_server_t *srv;
     llhttp_t parser;
     http_req_t req;
-    buf_t in;          /* input waiting while a request is handled */
-    int busy;          /* a request is being handled */
-    int in_message;    /* between the first byte and the end of a request */
-    int hdr_state;     /* 0, 1 = in a header name, 2 = in a value */
+    buf_t in;       /* input waiting while a request is handled */
+    int busy;       /* a request is being handled */
+    int in_message; /* between the first byte and the end of a request */
+    int hdr_state;  /* 0, 1 = in a header name, 2 = in a value */
     size_t hbytes;
-    int error_status;  /* a limit the parser callbacks hit */
-    int close_after;   /* close once the current answer is out */
+    int error_status; /* a limit the parser callbacks hit */
+    int close_after;  /* close once the current answer is out */
     int draining;
-    int orphaned;      /* the client left while its request was handled */
+    int orphaned; /* the client left while its request was handled */
     int streaming_body;
     uint64_t body_seen;
     http_loop_t *loop;

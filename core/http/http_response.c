@@ -19,38 +19,70 @@
 const char *http_status_text(int s)
 {
     switch (s) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
     }
 }
 
@@ -167,7 +199,8 @@ void http_respond_problem(http_req_t *r, int status, const char *type, const cha
     const char *hdrs = NULL;
     char allow[128];
     if (status == 405 && extra && json_is_string(json_object_get(extra, "allow"))) {
-        snprintf(allow, sizeof allow, "Allow: %s\r\n", json_string_value(json_object_get(extra, "allow")));
+        snprintf(allow, sizeof allow, "Allow: %s\r\n",
+                 json_string_value(json_object_get(extra, "allow")));
         hdrs = allow;
     } else if (status == 401) {
         hdrs = "WWW-Authenticate: Bearer realm=\"kith\"\r\n";
@@ -258,7 +291,8 @@ static void new_request_id(http_req_t *r)
     static const char alpha[] = "0123456789abcdefghjkmnpqrstvwxyz";
     uint8_t raw[12];
     rand_bytes(raw, sizeof raw);
-    for (size_t i = 0; i < sizeof raw; i++) r->id[i] = alpha[raw[i] & 31];
+    for (size_t i = 0; i < sizeof raw; i++)
+        r->id[i] = alpha[raw[i] & 31];
     r->id[sizeof raw] = '\0';
 }
 

@@ -52,7 +52,8 @@ static int match_path(const char *pat, const char *path, size_t plen, http_req_t
         const char *pe = strchr(p, '/');
         size_t pl = pe ? (size_t)(pe - p) : strlen(p);
         size_t j = i;
-        while (j < plen && path[j] != '/') j++;
+        while (j < plen && path[j] != '/')
+            j++;
         size_t sl = j - i;
         if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}') {
             if (sl == 0 || np >= HTTP_PARAMS_MAX) return 0;
@@ -121,7 +122,8 @@ int http_req_query_next(const http_req_t *r, size_t *pos, char *name, size_t nca
     if (i == 0) i = r->path_len + 1; /* past '?' */
     while (i < end) {
         size_t j = i;
-        while (j < end && u[j] != '&') j++;
+        while (j < end && u[j] != '&')
+            j++;
         if (j > i) {
             const char *eq = memchr(u + i, '=', j - i);
             size_t kl = eq ? (size_t)(eq - (u + i)) : j - i;

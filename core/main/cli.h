@@ -34,6 +34,9 @@ typedef struct cli_opts {
     const char *label;     /* --label TEXT */
     const char *user;      /* --user ID */
     const char *team;      /* --team NAME */
+    const char *listen;    /* --listen HOST:PORT */
+    const char *threads;   /* --threads N */
+    int plain;             /* --plain */
     char *pos[4];          /* positional arguments */
     int npos;
 } cli_opts_t;
@@ -43,7 +46,8 @@ enum {
     CLI_ALLOW_WORKSPACE = 2,
     CLI_ALLOW_ROLE = 4,
     CLI_ALLOW_LABEL = 8,
-    CLI_ALLOW_USER = 16, /* --user and --team */
+    CLI_ALLOW_USER = 16,  /* --user and --team */
+    CLI_ALLOW_SERVE = 32, /* --listen, --plain, --threads */
 };
 
 /* Parses argv (argv[0] is the command word). Returns -1 to go on, or an exit
@@ -58,5 +62,6 @@ int cmd_workspace_list(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_key_create(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_check(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_backup(const cli_cmd_t *cmd, int argc, char **argv);
+int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv);
 
 #endif

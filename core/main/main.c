@@ -43,6 +43,13 @@ static const cli_cmd_t commands[] = {
      "exist): configuration, certificate, system store and every workspace. Safe\n"
      "while a server runs; `kith check --data DEST` accepts the copy.",
      cmd_backup},
+    {"serve", "serve --data DIR [--listen HOST:PORT] [--plain] [--threads N]",
+     "Serves the HTTP/1.1 + JSON API over TLS (HTTPS on 127.0.0.1:8443 unless the\n"
+     "configuration or --listen says otherwise). --plain serves unencrypted HTTP\n"
+     "and is refused on anything but a loopback address. --threads sets the I/O\n"
+     "loops (default: one per core). SIGHUP reloads the certificate; SIGTERM\n"
+     "drains (finishes requests in flight) and exits 0.",
+     cmd_serve},
     {"version", "version", "Prints the version, the plugin ABI number and the API level.",
      cmd_version},
 };
@@ -150,10 +157,17 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
               cli_opts_t *o)
 {
     static const struct option longopts[] = {
-        {"data", required_argument, NULL, 'd'}, {"workspace", required_argument, NULL, 'w'},
-        {"role", required_argument, NULL, 'r'}, {"label", required_argument, NULL, 'l'},
-        {"user", required_argument, NULL, 'u'}, {"team", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"data", required_argument, NULL, 'd'},
+        {"workspace", required_argument, NULL, 'w'},
+        {"role", required_argument, NULL, 'r'},
+        {"label", required_argument, NULL, 'l'},
+        {"user", required_argument, NULL, 'u'},
+        {"team", required_argument, NULL, 't'},
+        {"listen", required_argument, NULL, 'L'},
+        {"threads", required_argument, NULL, 'T'},
+        {"plain", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     opterr = 0;
@@ -187,6 +201,18 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
         case 't':
             if (!(allow & CLI_ALLOW_USER)) goto unknown;
             o->team = optarg;
+            break;
+        case 'L':
+            if (!(allow & CLI_ALLOW_SERVE)) goto unknown;
+            o->listen = optarg;
+            break;
+        case 'T':
+            if (!(allow & CLI_ALLOW_SERVE)) goto unknown;
+            o->threads = optarg;
+            break;
+        case 'P':
+            if (!(allow & CLI_ALLOW_SERVE)) goto unknown;
+            o->plain = 1;
             break;
         case ':':
             cli_fail(cmd, "option %s needs a value", argv[optind - 1]);

@@ -17,6 +17,7 @@
 #include "base/buf.h"
 #include "loop/loop_inbox.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -57,20 +58,21 @@ struct net_conn {
     const net_transport_t *tr;
     void *tr_state;
     void *app;
-    buf_t wout;       /* wire bytes waiting for the socket */
-    buf_t wflight;    /* wire bytes being written */
+    buf_t wout;    /* wire bytes waiting for the socket */
+    buf_t wflight; /* wire bytes being written */
     uv_write_t wreq;
     int writing;
-    int closing;      /* close after the last byte is written */
-    int closed;       /* uv_close called */
+    int closing; /* close after the last byte is written */
+    int closed;  /* uv_close called */
     int reading;
     uint64_t deadline_ms; /* 0 = none */
     net_conn_t *prev, *next;
     char peer[64];
 };
 
+/* Counters of one loop, read by /metrics from any thread (relaxed atomics). */
 typedef struct net_loop_stats {
-    uint64_t accepted, refused, open, timeouts, bytes_in, bytes_out;
+    atomic_uint_fast64_t accepted, refused, open, timeouts, bytes_in, bytes_out;
 } net_loop_stats_t;
 
 struct net_loop {
@@ -80,13 +82,13 @@ struct net_loop {
     uv_timer_t sweep;
     loop_inbox_t inbox;
     const net_transport_t *tr;
-    void *tr_ctx;       /* for the transport (TLS: the current certificate context) */
+    void *tr_ctx; /* for the transport (TLS: the current certificate context) */
     const net_app_t *app;
-    void *app_ctx;      /* for the application (the HTTP server's per-loop state) */
-    size_t max_conns;   /* per loop */
-    net_conn_t *conns;  /* every open connection */
+    void *app_ctx;     /* for the application (the HTTP server's per-loop state) */
+    size_t max_conns;  /* per loop */
+    net_conn_t *conns; /* every open connection */
     size_t nconns;
-    char rbuf[65536];   /* read buffer: consumed within the read callback */
+    char rbuf[65536]; /* read buffer: consumed within the read callback */
     int rbuf_busy;
     net_loop_stats_t stats;
     int id;

@@ -126,7 +126,6 @@ void net_conn_flush(net_conn_t *c)
         return;
     }
     c->writing = 1;
-    c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_on_written) != 0) {
         c->writing = 0;
         conn_close_now(c);
@@ -238,6 +237,7 @@ static void on_connection(uv_stream_t *srv, int status)
     net_conn_t *c = xcalloc(1, sizeof *c);
     c->loop = l;
     c->tr = l->tr;
+    c->wreq.data = c;
     uv_tcp_init(&l->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_accept(srv, (uv_stream_t *)&c->tcp) != 0) {

@@ -264,6 +264,8 @@ int store_audit_list(store_rtxn_t *rt, uint64_t after, size_t limit, store_audit
 
 /* ---- maintenance ------------------------------------------------------------ */
 
+#define STORE_BATCH_BUCKETS 7 /* batch sizes <= 1, 4, 16, 64, 256, 1024, more */
+
 typedef struct store_stats {
     uint64_t commits; /* write transactions committed */
     uint64_t ops;     /* ops completed */
@@ -272,8 +274,10 @@ typedef struct store_stats {
     uint64_t map_grows;
     uint64_t reopens;
     size_t map_size;
-    size_t queued; /* ops waiting for the writer now */
-    size_t jobs;   /* index builds/drops pending */
+    size_t queued;                            /* ops waiting for the writer now */
+    size_t jobs;                              /* index builds/drops pending */
+    uint64_t batch_hist[STORE_BATCH_BUCKETS]; /* committed batches by size */
+    uint64_t batch_sum;                       /* ops in committed batches */
 } store_stats_t;
 
 void store_stats_get(store_t *st, store_stats_t *out);

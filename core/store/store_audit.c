@@ -102,8 +102,9 @@ int store_audit_op(store_wtxn_t *w, store_op_t *op)
         json_t *fields = json_object_get(op->audit, "fields");
         json_t *coll = json_object_get(op->audit, "collection");
         json_t *e = json_array();
-        int rc = audit_append(w, op->audit, "read", json_is_string(coll) ? json_string_value(coll) : "",
-                              json_is_array(ids) ? ids : e, json_is_array(fields) ? fields : e);
+        int rc =
+            audit_append(w, op->audit, "read", json_is_string(coll) ? json_string_value(coll) : "",
+                         json_is_array(ids) ? ids : e, json_is_array(fields) ? fields : e);
         json_decref(e);
         return rc;
     }
@@ -179,8 +180,8 @@ int store_audit_list(store_rtxn_t *rt, uint64_t after, size_t limit, store_audit
     return store_rc(rc, "audit");
 }
 
-int store_audit_verify(store_t *st, MDB_txn *txn, uint64_t *count, void (*problem)(void *, const char *),
-                       void *ctx)
+int store_audit_verify(store_t *st, MDB_txn *txn, uint64_t *count,
+                       void (*problem)(void *, const char *), void *ctx)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, st->dbi[DB_AUDIT], &cur);

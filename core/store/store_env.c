@@ -391,6 +391,9 @@ void store_stats_get(store_t *st, store_stats_t *out)
     out->batch_max = atomic_load(&st->n_batch_max);
     out->map_grows = atomic_load(&st->n_grows);
     out->reopens = atomic_load(&st->n_reopens);
+    for (int i = 0; i < STORE_BATCH_BUCKETS; i++)
+        out->batch_hist[i] = atomic_load(&st->batch_hist[i]);
+    out->batch_sum = atomic_load(&st->batch_sum);
     out->map_size = st->map_size;
     uv_mutex_lock(&st->q_lock);
     out->queued = st->q_len;

@@ -92,6 +92,7 @@ struct store {
     size_t njobs;
 
     atomic_uint_fast64_t n_commits, n_ops, n_ops_failed, n_batch_max, n_grows, n_reopens;
+    atomic_uint_fast64_t batch_hist[STORE_BATCH_BUCKETS], batch_sum;
     atomic_int fault;
 };
 

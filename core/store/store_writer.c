@@ -279,6 +279,11 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
         }
         if (w.jobs_changed) jobs_recount(st);
         atomic_fetch_add(&st->n_commits, 1);
+        int bucket = 0;
+        for (size_t lim = 1; bucket < STORE_BATCH_BUCKETS - 1 && n > lim; lim *= 4)
+            bucket++;
+        atomic_fetch_add(&st->batch_hist[bucket], 1);
+        atomic_fetch_add(&st->batch_sum, n);
         uint64_t bm = atomic_load(&st->n_batch_max);
         if (n > bm) atomic_store(&st->n_batch_max, n);
         return 0;

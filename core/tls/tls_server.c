@@ -91,8 +91,10 @@ int tls_ctx_new(const char *cert_path, const char *key_path, tls_ctx_t **out)
     }
     mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
     /* mbedtls 2.28 defaults to accepting TLS 1.0: raise the floor. */
-    mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-    mbedtls_ssl_conf_max_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_max_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_ciphersuites(&t->conf, suites);
     mbedtls_ssl_conf_curves(&t->conf, curves);
     mbedtls_ssl_conf_renegotiation(&t->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
@@ -124,8 +126,8 @@ void tls_ctx_describe(const tls_ctx_t *t, char *out, size_t cap)
     char subj[256] = "";
     mbedtls_x509_dn_gets(subj, sizeof subj, &t->cert.subject);
     const mbedtls_x509_time *v = &t->cert.valid_to;
-    snprintf(out, cap, "%s, %s, valid until %04d-%02d-%02d", subj,
-             mbedtls_pk_get_name(&t->cert.pk), v->year, v->mon, v->day);
+    snprintf(out, cap, "%s, %s, valid until %04d-%02d-%02d", subj, mbedtls_pk_get_name(&t->cert.pk),
+             v->year, v->mon, v->day);
 }
 
 /* ---- the transport ---- */
@@ -133,9 +135,9 @@ void tls_ctx_describe(const tls_ctx_t *t, char *out, size_t cap)
 typedef struct tls_conn {
     mbedtls_ssl_context ssl;
     tls_ctx_t *ctx;
-    const char *in;     /* ciphertext being fed (the read buffer) */
+    const char *in; /* ciphertext being fed (the read buffer) */
     size_t in_len;
-    buf_t pending;      /* ciphertext left over between reads */
+    buf_t pending; /* ciphertext left over between reads */
     int handshake_done;
 } tls_conn_t;
 

@@ -1,0 +1,141 @@
+/*
+ * api/api_int: what the api module's files share.
+ */
+#ifndef KITH_API_INT_H
+#define KITH_API_INT_H
+
+#include "api/api.h"
+#include "auth/auth_role.h"
+#include "http/http_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define API_WS_MAX      1024
+#define API_KEY_CACHE   512   /* per loop */
+#define API_KEY_TTL_MS  10000 /* a cached key is re-read at least this often */
+#define API_LAT_BUCKETS 14
+#define API_STATUS_MAX  26
+
+/* An open workspace, shared by every loop. */
+typedef struct api_ws {
+    char name[AUTH_WORKSPACE_MAX + 1];
+    store_t *st;
+    pthread_mutex_t roles_lock; /* guards roles, nroles */
+    auth_role_t **roles;        /* custom roles loaded so far; never freed before the server */
+    size_t nroles, roles_cap;
+} api_ws_t;
+
+typedef struct api_route_metrics {
+    atomic_uint_fast64_t by_status[API_STATUS_MAX];
+    atomic_uint_fast64_t lat[API_LAT_BUCKETS];
+    atomic_uint_fast64_t lat_sum_us;
+    atomic_uint_fast64_t count;
+} api_route_metrics_t;
+
+struct api_server {
+    config_t cfg;
+    auth_dir_t *dir;
+    pthread_mutex_t ws_lock; /* guards ws, nws */
+    api_ws_t *ws[API_WS_MAX];
+    size_t nws;
+    atomic_uint_fast64_t gen; /* bumped when keys or roles change: caches refresh */
+    api_route_metrics_t *routes;
+    size_t nroutes;
+    atomic_uint_fast64_t audit_writes, audit_failures;
+    pthread_mutex_t loops_lock; /* guards loops, nloops */
+    net_loop_t *loops[64];
+    size_t nloops;
+};
+
+typedef struct api_key_entry {
+    char token[AUTH_TOKEN_LEN + 1];
+    auth_principal_t who;
+    const auth_role_t *role;
+    api_ws_t *ws;
+    uint64_t gen;
+    uint64_t expires_ms;
+} api_key_entry_t;
+
+typedef struct api_loop {
+    api_server_t *srv;
+    http_loop_t *hl;
+    api_key_entry_t keys[API_KEY_CACHE];
+    buf_t logbuf; /* request log lines, written in batches */
+    uv_timer_t logflush;
+} api_loop_t;
+
+/* r->api: who asks, where, and with which rights. */
+typedef struct api_req {
+    api_loop_t *lp;
+    api_server_t *srv;
+    auth_principal_t who;
+    const auth_role_t *role;
+    api_ws_t *ws;
+    int action;  /* enum auth_action, or -1 */
+    int scope;   /* for record actions */
+    void *state; /* a handler's own state (streams, imports) */
+    void (*state_free)(void *state);
+} api_req_t;
+
+static inline api_req_t *api_req(http_req_t *r)
+{
+    return r->api;
+}
+
+/* ---- api_server.c ---- */
+/* Opens (once) and returns a workspace; NULL with a diagnostic. Any thread. */
+api_ws_t *api_ws_get(api_server_t *s, const char *name);
+/* A custom role of ws (loaded and kept), or NULL. */
+const auth_role_t *api_ws_role(api_server_t *s, api_ws_t *ws, const char *name);
+/* Maps a KITH_E* code (and the thread's diagnostic) to a problem answer. */
+void api_fail(http_req_t *r, int code);
+/* Answers with the diagnostic of a failed op (store_op_t *op). */
+void api_fail_op(http_req_t *r, const store_op_t *op);
+/* Parses the JSON body (after checking Content-Type); NULL if it answered. */
+json_t *api_body_json(http_req_t *r);
+/* The collection param checked against the schema of rt; NULL if answered. */
+const store_coll_t *api_coll(http_req_t *r, store_rtxn_t *rt, const char *name);
+/* Opens a read snapshot of the request's workspace; NULL if answered. */
+store_rtxn_t *api_read(http_req_t *r);
+/* {"actor","request"} for audited writes (new reference). */
+json_t *api_audit_who(http_req_t *r);
+/* Whether this role sees sensitive fields in clear. */
+int api_unmask(const http_req_t *r);
+/* The loop inbox where store completions for r arrive. */
+loop_inbox_t *api_inbox(http_req_t *r);
+auth_who_t api_who(const http_req_t *r);
+
+/* ---- handlers ---- */
+void api_h_records_create(http_req_t *r);
+void api_h_records_get(http_req_t *r);
+void api_h_records_update(http_req_t *r);
+void api_h_records_replace(http_req_t *r);
+void api_h_records_delete(http_req_t *r);
+void api_h_records_list(http_req_t *r);
+void api_h_records_query(http_req_t *r);
+void api_h_bulk(http_req_t *r);
+int api_h_bulk_body(http_req_t *r, const char *data, size_t n);
+void api_h_import(http_req_t *r);
+int api_h_import_body(http_req_t *r, const char *data, size_t n);
+void api_h_export(http_req_t *r);
+void api_h_schema_get(http_req_t *r);
+void api_h_schema_put(http_req_t *r);
+void api_h_schema_field(http_req_t *r);
+void api_h_openapi(http_req_t *r);
+void api_h_changes(http_req_t *r);
+void api_h_changes_stream(http_req_t *r);
+void api_h_audit(http_req_t *r);
+void api_h_roles_list(http_req_t *r);
+void api_h_roles_get(http_req_t *r);
+void api_h_roles_put(http_req_t *r);
+void api_h_roles_delete(http_req_t *r);
+void api_h_keys_list(http_req_t *r);
+void api_h_keys_create(http_req_t *r);
+void api_h_keys_delete(http_req_t *r);
+void api_h_me(http_req_t *r);
+void api_h_health(http_req_t *r);
+void api_h_metrics(http_req_t *r);
+void api_h_routes(http_req_t *r);
+
+#endif

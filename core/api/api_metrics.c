@@ -1,0 +1,142 @@
+/*
+ * api_metrics: /metrics in the Prometheus text format (version 0.0.4).
+ */
+#include "api/api_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const int status_list[] = {200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408, 409, 412,
+                                  413, 414, 415, 417, 422, 428, 429, 431, 500, 503, 507, 501};
+static const char *const lat_le[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025",
+                                     "0.005",  "0.01",    "0.025",  "0.05",  "0.1",
+                                     "0.25",   "1",       "5",      "+Inf"};
+
+static void help(buf_t *b, const char *name, const char *type, const char *text)
+{
+    buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+void api_metrics_render(api_server_t *s, buf_t *b)
+{
+    size_t nroutes;
+    const http_route_t *routes = api_routes(&nroutes);
+    help(b, "kith_http_requests_total", "counter", "Requests answered, by route and status.");
+    for (size_t i = 0; i < nroutes; i++)
+        for (int k = 0; k < API_STATUS_MAX; k++) {
+            uint64_t v = atomic_load_explicit(&s->routes[i].by_status[k], memory_order_relaxed);
+            if (!v) continue;
+            char st[8];
+            if (k < API_STATUS_MAX - 1)
+                snprintf(st, sizeof st, "%d", status_list[k]);
+            else
+                snprintf(st, sizeof st, "other");
+            buf_addf(b, "kith_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+                     routes[i].name, st, (unsigned long long)v);
+        }
+    help(b, "kith_http_request_duration_seconds", "histogram",
+         "Time from the first byte of a request to its queued answer.");
+    for (size_t i = 0; i < nroutes; i++) {
+        uint64_t count = atomic_load_explicit(&s->routes[i].count, memory_order_relaxed);
+        if (!count) continue;
+        uint64_t cum = 0;
+        for (int k = 0; k < API_LAT_BUCKETS; k++) {
+            cum += atomic_load_explicit(&s->routes[i].lat[k], memory_order_relaxed);
+            buf_addf(b, "kith_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} %llu\n",
+                     routes[i].name, lat_le[k], (unsigned long long)cum);
+        }
+        buf_addf(b, "kith_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", routes[i].name,
+                 (double)atomic_load(&s->routes[i].lat_sum_us) / 1e6);
+        buf_addf(b, "kith_http_request_duration_seconds_count{route=\"%s\"} %llu\n", routes[i].name,
+                 (unsigned long long)count);
+    }
+    uint64_t open = 0, accepted = 0, refused = 0, timeouts = 0, in = 0, out = 0;
+    pthread_mutex_lock(&s->loops_lock);
+    for (size_t i = 0; i < s->nloops; i++) {
+        net_loop_stats_t *st = &s->loops[i]->stats;
+        open += atomic_load_explicit(&st->open, memory_order_relaxed);
+        accepted += atomic_load_explicit(&st->accepted, memory_order_relaxed);
+        refused += atomic_load_explicit(&st->refused, memory_order_relaxed);
+        timeouts += atomic_load_explicit(&st->timeouts, memory_order_relaxed);
+        in += atomic_load_explicit(&st->bytes_in, memory_order_relaxed);
+        out += atomic_load_explicit(&st->bytes_out, memory_order_relaxed);
+    }
+    size_t nloops = s->nloops;
+    pthread_mutex_unlock(&s->loops_lock);
+    help(b, "kith_http_connections_open", "gauge", "Open client connections.");
+    buf_addf(b, "kith_http_connections_open %llu\n", (unsigned long long)open);
+    help(b, "kith_http_connections_accepted_total", "counter", "Connections accepted.");
+    buf_addf(b, "kith_http_connections_accepted_total %llu\n", (unsigned long long)accepted);
+    help(b, "kith_http_connections_refused_total", "counter",
+         "Connections refused over the connection cap.");
+    buf_addf(b, "kith_http_connections_refused_total %llu\n", (unsigned long long)refused);
+    help(b, "kith_http_timeouts_total", "counter", "Connections closed by a deadline.");
+    buf_addf(b, "kith_http_timeouts_total %llu\n", (unsigned long long)timeouts);
+    help(b, "kith_net_bytes_received_total", "counter", "Bytes read from clients.");
+    buf_addf(b, "kith_net_bytes_received_total %llu\n", (unsigned long long)in);
+    help(b, "kith_net_bytes_sent_total", "counter", "Bytes written to clients.");
+    buf_addf(b, "kith_net_bytes_sent_total %llu\n", (unsigned long long)out);
+    help(b, "kith_io_loops", "gauge", "I/O loops (threads) serving connections.");
+    buf_addf(b, "kith_io_loops %zu\n", nloops);
+    help(b, "kith_audit_reads_total", "counter", "Reads of sensitive data audited.");
+    buf_addf(b, "kith_audit_reads_total %llu\n", (unsigned long long)atomic_load(&s->audit_writes));
+    help(b, "kith_audit_failures_total", "counter",
+         "Reads refused because their audit entry could not be written.");
+    buf_addf(b, "kith_audit_failures_total %llu\n",
+             (unsigned long long)atomic_load(&s->audit_failures));
+
+    static const char *const hist_le[] = {"1", "4", "16", "64", "256", "1024", "+Inf"};
+    help(b, "kith_store_commits_total", "counter", "Write transactions committed, by workspace.");
+    pthread_mutex_lock(&s->ws_lock);
+    for (size_t i = 0; i < s->nws; i++) {
+        store_stats_t ss;
+        store_stats_get(s->ws[i]->st, &ss);
+        buf_addf(b, "kith_store_commits_total{workspace=\"%s\"} %llu\n", s->ws[i]->name,
+                 (unsigned long long)ss.commits);
+    }
+    help(b, "kith_store_ops_total", "counter", "Write ops completed, by workspace and outcome.");
+    for (size_t i = 0; i < s->nws; i++) {
+        store_stats_t ss;
+        store_stats_get(s->ws[i]->st, &ss);
+        buf_addf(b, "kith_store_ops_total{workspace=\"%s\",outcome=\"ok\"} %llu\n", s->ws[i]->name,
+                 (unsigned long long)(ss.ops - ss.ops_failed));
+        buf_addf(b, "kith_store_ops_total{workspace=\"%s\",outcome=\"failed\"} %llu\n",
+                 s->ws[i]->name, (unsigned long long)ss.ops_failed);
+    }
+    help(b, "kith_store_batch_size", "histogram", "Ops per committed batch (group commit).");
+    for (size_t i = 0; i < s->nws; i++) {
+        store_stats_t ss;
+        store_stats_get(s->ws[i]->st, &ss);
+        uint64_t cum = 0;
+        for (int k = 0; k < STORE_BATCH_BUCKETS; k++) {
+            cum += ss.batch_hist[k];
+            buf_addf(b, "kith_store_batch_size_bucket{workspace=\"%s\",le=\"%s\"} %llu\n",
+                     s->ws[i]->name, hist_le[k], (unsigned long long)cum);
+        }
+        buf_addf(b, "kith_store_batch_size_sum{workspace=\"%s\"} %llu\n", s->ws[i]->name,
+                 (unsigned long long)ss.batch_sum);
+        buf_addf(b, "kith_store_batch_size_count{workspace=\"%s\"} %llu\n", s->ws[i]->name,
+                 (unsigned long long)cum);
+    }
+    help(b, "kith_store_map_bytes", "gauge", "LMDB map size, by workspace.");
+    for (size_t i = 0; i < s->nws; i++) {
+        store_stats_t ss;
+        store_stats_get(s->ws[i]->st, &ss);
+        buf_addf(b, "kith_store_map_bytes{workspace=\"%s\"} %zu\n", s->ws[i]->name, ss.map_size);
+    }
+    help(b, "kith_store_queue", "gauge", "Write ops waiting for the writer, by workspace.");
+    for (size_t i = 0; i < s->nws; i++) {
+        store_stats_t ss;
+        store_stats_get(s->ws[i]->st, &ss);
+        buf_addf(b, "kith_store_queue{workspace=\"%s\"} %zu\n", s->ws[i]->name, ss.queued);
+    }
+    pthread_mutex_unlock(&s->ws_lock);
+}
+
+void api_h_metrics(http_req_t *r)
+{
+    buf_t b = BUF_INIT;
+    api_metrics_render(r->conn->loop->api ? ((api_loop_t *)r->conn->loop->api)->srv : NULL, &b);
+    http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len, NULL);
+    buf_free(&b);
+}

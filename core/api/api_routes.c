@@ -1,0 +1,70 @@
+/*
+ * api_routes: the route table. Literal paths come before parameterised ones
+ * (the router takes the first match). `action` is what a key's role must
+ * allow: a record action on the {collection} of the path (read, create,
+ * update, delete, export, import), a capability (schema, keys, audit,
+ * scripts), or "any" (any valid key). GET /v1/routes serves this table, so
+ * the permission tests cover every route, including new ones, by themselves.
+ */
+#include "api/api_int.h"
+
+#define GET    HTTP_M_GET
+#define POST   HTTP_M_POST
+#define PUT    HTTP_M_PUT
+#define PATCH  HTTP_M_PATCH
+#define DELETE HTTP_M_DELETE
+
+static const http_route_t routes[] = {
+    {GET, "/healthz", "health", api_h_health, NULL, HTTP_PUBLIC, "public"},
+    {GET, "/metrics", "metrics", api_h_metrics, NULL, HTTP_PUBLIC, "public"},
+    {GET, "/v1/routes", "routes", api_h_routes, NULL, 0, "any"},
+    {GET, "/v1/me", "me", api_h_me, NULL, 0, "any"},
+    // PENDING     {GET, "/v1/openapi.json", "openapi", api_h_openapi, NULL, 0, "any"},
+    {GET, "/v1/schema", "schema.get", api_h_schema_get, NULL, 0, "any"},
+    {PUT, "/v1/schema/{collection}", "schema.put", api_h_schema_put, NULL, 0, "schema"},
+    {PUT, "/v1/schema/{collection}/fields/{name}", "schema.field", api_h_schema_field, NULL, 0,
+     "schema"},
+    {GET, "/v1/changes", "changes.list", api_h_changes, NULL, 0, "any"},
+    // PENDING     {GET, "/v1/changes/stream", "changes.stream", api_h_changes_stream, NULL, 0,
+    // "any"},
+    {GET, "/v1/audit", "audit.list", api_h_audit, NULL, 0, "audit"},
+    {GET, "/v1/roles", "roles.list", api_h_roles_list, NULL, 0, "any"},
+    {GET, "/v1/roles/{name}", "roles.get", api_h_roles_get, NULL, 0, "any"},
+    {PUT, "/v1/roles/{name}", "roles.put", api_h_roles_put, NULL, 0, "keys"},
+    {DELETE, "/v1/roles/{name}", "roles.delete", api_h_roles_delete, NULL, 0, "keys"},
+    {GET, "/v1/keys", "keys.list", api_h_keys_list, NULL, 0, "keys"},
+    {POST, "/v1/keys", "keys.create", api_h_keys_create, NULL, 0, "keys"},
+    {DELETE, "/v1/keys/{id}", "keys.delete", api_h_keys_delete, NULL, 0, "keys"},
+    {POST, "/v1/{collection}/query", "records.query", api_h_records_query, NULL, 0, "read"},
+    // PENDING     {POST, "/v1/{collection}/bulk", "records.bulk", api_h_bulk, api_h_bulk_body,
+    // HTTP_STREAM_BODY, "create"}, PENDING     {POST, "/v1/{collection}/import", "records.import",
+    // api_h_import, api_h_import_body, HTTP_STREAM_BODY, "import"}, PENDING     {GET,
+    // "/v1/{collection}/export", "records.export", api_h_export, NULL, 0, "export"},
+    {GET, "/v1/{collection}", "records.list", api_h_records_list, NULL, 0, "read"},
+    {POST, "/v1/{collection}", "records.create", api_h_records_create, NULL, 0, "create"},
+    {GET, "/v1/{collection}/{id}", "records.get", api_h_records_get, NULL, 0, "read"},
+    {PATCH, "/v1/{collection}/{id}", "records.update", api_h_records_update, NULL, 0, "update"},
+    {PUT, "/v1/{collection}/{id}", "records.replace", api_h_records_replace, NULL, 0, "update"},
+    {DELETE, "/v1/{collection}/{id}", "records.delete", api_h_records_delete, NULL, 0, "delete"},
+};
+
+const http_route_t *api_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof *routes;
+    return routes;
+}
+
+void api_h_routes(http_req_t *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        const http_route_t *rt = &routes[i];
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:b}", "method",
+                                           http_method_name(rt->method), "path", rt->pattern,
+                                           "name", rt->name, "action", rt->action, "streams_body",
+                                           (rt->flags & HTTP_STREAM_BODY) != 0));
+    }
+    json_t *o = json_pack("{s:o}", "routes", a);
+    http_respond_json(r, 200, o, NULL);
+    json_decref(o);
+}
