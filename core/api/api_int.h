@@ -63,6 +63,7 @@ typedef struct api_loop {
     api_key_entry_t keys[API_KEY_CACHE];
     buf_t logbuf; /* request log lines, written in batches */
     uv_timer_t logflush;
+    struct sse_loop *sse; /* change streams of this loop (api_stream.c) */
 } api_loop_t;
 
 /* r->api: who asks, where, and with which rights. */
@@ -105,6 +106,33 @@ int api_unmask(const http_req_t *r);
 /* The loop inbox where store completions for r arrive. */
 loop_inbox_t *api_inbox(http_req_t *r);
 auth_who_t api_who(const http_req_t *r);
+
+/* ---- record scope inside write transactions (api_records.c) ---- */
+typedef struct api_guard_ctx {
+    int scope;
+    char user[128];
+    char team[128];
+} api_guard_ctx_t;
+/* A store guard: op->udata starts with an api_guard_ctx_t. Refuses writes to
+ * records outside the scope (as not found) and writes that would move a
+ * record out of it (forbidden). */
+int api_scope_guard(store_wtxn_t *w, store_op_t *op, const json_t *before, const json_t *after);
+void api_guard_ctx_init(http_req_t *r, int scope, api_guard_ctx_t *g);
+/* Answers body (a buf, consumed); when ids is not NULL the answer reveals
+ * sensitive data of those records and goes out only after its audit entry
+ * is committed (api_records.c). */
+void api_respond_revealing(http_req_t *r, const char *coll, json_t *ids, buf_t *body,
+                           const char *etag);
+/* 1 if r's role may see coll's change-log entries (api_admin.c). */
+int api_change_visible(http_req_t *r, const char *coll);
+/* Refuses (403, answered; returns -1) filters or sorts on sensitive fields
+ * for roles that see them masked (api_query.c). */
+int api_check_sensitive(http_req_t *r, const store_coll_t *c, const json_t *filter,
+                        const char *sort);
+
+/* ---- change streams (api_stream.c) ---- */
+void api_stream_loop_init(api_loop_t *lp);
+void api_stream_loop_close(api_loop_t *lp);
 
 /* ---- handlers ---- */
 void api_h_records_create(http_req_t *r);

@@ -19,9 +19,6 @@
 #define PAGE_EXAMINE_MAX 20000 /* records looked at for one page at most */
 #define REVEAL_IDS_MAX   1000
 
-void api_respond_revealing(http_req_t *r, const char *coll, json_t *ids, buf_t *body,
-                           const char *etag);
-
 typedef struct page {
     http_req_t *r;
     const store_coll_t *c;
@@ -55,8 +52,8 @@ static int page_row(void *ctx, const store_record_t *rec)
 }
 
 /* Refuses filters and sorts on sensitive fields for roles that see them masked. */
-static int check_sensitive(http_req_t *r, const store_coll_t *c, const json_t *filter,
-                           const char *sort)
+int api_check_sensitive(http_req_t *r, const store_coll_t *c, const json_t *filter,
+                        const char *sort)
 {
     if (api_unmask(r) || !auth_coll_has_sensitive(c)) return 0;
     if (sort && *sort) {
@@ -95,7 +92,7 @@ static void run_query(http_req_t *r, store_rtxn_t *rt, const store_coll_t *c, js
 {
     api_req_t *q = api_req(r);
     api_fields_t sel;
-    if (api_fields_parse(r, c, fields, &sel) || check_sensitive(r, c, filter, sort)) {
+    if (api_fields_parse(r, c, fields, &sel) || api_check_sensitive(r, c, filter, sort)) {
         store_read_end(rt);
         return;
     }

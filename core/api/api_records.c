@@ -16,15 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct guard_ctx {
-    int scope;
-    char user[128];
-    char team[128];
-} guard_ctx_t;
-
-static int scope_guard(store_wtxn_t *w, store_op_t *op, const json_t *before, const json_t *after)
+int api_scope_guard(store_wtxn_t *w, store_op_t *op, const json_t *before, const json_t *after)
 {
-    guard_ctx_t *g = op->udata;
+    api_guard_ctx_t *g = op->udata;
     if (!g || g->scope == SCOPE_ALL) return 0;
     const store_coll_t *c = store_schema_coll(store_wtxn_schema(w), op->coll);
     auth_who_t who = {g->user, g->team[0] ? g->team : NULL};
@@ -36,15 +30,21 @@ static int scope_guard(store_wtxn_t *w, store_op_t *op, const json_t *before, co
     return 0;
 }
 
-static void op_prepare(http_req_t *r, store_op_t *op)
+void api_guard_ctx_init(http_req_t *r, int scope, api_guard_ctx_t *g)
 {
     api_req_t *q = api_req(r);
-    guard_ctx_t *g = xcalloc(1, sizeof *g);
-    g->scope = q->scope;
+    memset(g, 0, sizeof *g);
+    g->scope = scope;
     snprintf(g->user, sizeof g->user, "%s", q->who.user);
     snprintf(g->team, sizeof g->team, "%s", q->who.team);
+}
+
+static void op_prepare(http_req_t *r, store_op_t *op)
+{
+    api_guard_ctx_t *g = xmalloc(sizeof *g);
+    api_guard_ctx_init(r, api_req(r)->scope, g);
     op->udata = g;
-    op->guard = scope_guard;
+    op->guard = api_scope_guard;
     json_t *who = api_audit_who(r);
     store_op_set_audit(op, who);
     json_decref(who);

@@ -349,6 +349,7 @@ void api_loop_attach(api_server_t *s, net_loop_t *loop)
     lp->logflush.data = lp;
     uv_timer_start(&lp->logflush, on_logflush, 200, 200);
     uv_unref((uv_handle_t *)&lp->logflush);
+    api_stream_loop_init(lp);
     pthread_mutex_lock(&s->loops_lock);
     if (s->nloops < ARRAY_LEN(s->loops)) s->loops[s->nloops++] = loop;
     pthread_mutex_unlock(&s->loops_lock);
@@ -365,6 +366,7 @@ void api_loop_detach(net_loop_t *loop)
 {
     api_loop_t *lp = http_loop_of(loop)->api;
     if (!lp) return;
+    api_stream_loop_close(lp);
     log_flush(lp);
     http_loop_of(loop)->api = NULL;
     uv_timer_stop(&lp->logflush);

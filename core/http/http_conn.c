@@ -182,6 +182,9 @@ static int cb_body(llhttp_t *p, const char *at, size_t n)
     http_req_t *r = &hc->req;
     if (hc->streaming_body) {
         hc->body_seen += n;
+        /* a long upload is fine while it keeps moving: the deadline is for
+         * inactivity, counted from the last chunk */
+        if (!hc->body_paused) net_conn_set_deadline(hc->nc, hc->srv->cfg->body_timeout_ms);
         if (hc->body_seen > hc->srv->cfg->stream_body_bytes) return fail(hc, 413);
         if (r->responded) return 0; /* answered early (refused): discard */
         int st = r->route->on_body(r, at, n);

@@ -43,6 +43,7 @@ struct http_conn {
     int draining;
     int orphaned; /* the client left while its request was handled */
     int streaming_body;
+    int body_paused; /* we stopped reading (backpressure): no deadline meanwhile */
     uint64_t body_seen;
     http_loop_t *loop;
 };

@@ -260,12 +260,20 @@ size_t http_stream_pending(const http_req_t *r)
 
 void http_req_pause_body(http_req_t *r)
 {
-    if (r->conn && r->conn->nc) net_conn_pause(r->conn->nc);
+    http_conn_t *hc = r->conn;
+    if (!hc || !hc->nc) return;
+    hc->body_paused = 1;
+    net_conn_set_deadline(hc->nc, 0);
+    net_conn_pause(hc->nc);
 }
 
 void http_req_resume_body(http_req_t *r)
 {
-    if (r->conn && r->conn->nc) net_conn_resume(r->conn->nc);
+    http_conn_t *hc = r->conn;
+    if (!hc || !hc->nc || !hc->body_paused) return;
+    hc->body_paused = 0;
+    if (hc->in_message) net_conn_set_deadline(hc->nc, hc->srv->cfg->body_timeout_ms);
+    net_conn_resume(hc->nc);
 }
 
 /* ---- dispatch ---- */

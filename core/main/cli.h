@@ -37,7 +37,8 @@ typedef struct cli_opts {
     const char *listen;    /* --listen HOST:PORT */
     const char *threads;   /* --threads N */
     int plain;             /* --plain */
-    char *pos[4];          /* positional arguments */
+    const char *collection, *map, *upsert, *delimiter, *format, *filter, *fields, *out;
+    char *pos[4]; /* positional arguments */
     int npos;
 } cli_opts_t;
 
@@ -48,6 +49,8 @@ enum {
     CLI_ALLOW_LABEL = 8,
     CLI_ALLOW_USER = 16,  /* --user and --team */
     CLI_ALLOW_SERVE = 32, /* --listen, --plain, --threads */
+    CLI_ALLOW_IO = 64,    /* --collection, --map, --upsert, --delimiter, --format, --filter,
+                             --fields, --out */
 };
 
 /* Parses argv (argv[0] is the command word). Returns -1 to go on, or an exit
@@ -63,5 +66,7 @@ int cmd_key_create(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_check(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_backup(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv);
+int cmd_import(const cli_cmd_t *cmd, int argc, char **argv);
+int cmd_export(const cli_cmd_t *cmd, int argc, char **argv);
 
 #endif

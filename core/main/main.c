@@ -50,6 +50,22 @@ static const cli_cmd_t commands[] = {
      "loops (default: one per core). SIGHUP reloads the certificate; SIGTERM\n"
      "drains (finishes requests in flight) and exits 0.",
      cmd_serve},
+    {"import",
+     "import --data DIR [--workspace NAME] --collection NAME [--map MAP] [--upsert FIELD] "
+     "[--delimiter C] FILE",
+     "Imports an RFC 4180 CSV file (with a header row; - reads stdin) into a\n"
+     "collection, streaming. Columns map to fields by --map ({\"Column\":\"field\"}\n"
+     "or Column:field,...) or by name. --upsert updates the record whose unique\n"
+     "FIELD matches instead of creating one. Prints a JSON report (rows, created,\n"
+     "updated, failed, and each failed row's number and reasons); exits 1 if any\n"
+     "row failed, 2 if the file could not be read as CSV.",
+     cmd_import},
+    {"export",
+     "export --data DIR [--workspace NAME] --collection NAME [--format csv|ndjson] "
+     "[--filter JSON] [--fields a,b] [--out FILE]",
+     "Writes a collection's records (those matching --filter) as NDJSON or CSV to\n"
+     "FILE or stdout, streaming one page at a time. The export is audited.",
+     cmd_export},
     {"version", "version", "Prints the version, the plugin ABI number and the API level.",
      cmd_version},
 };
@@ -166,6 +182,14 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
         {"listen", required_argument, NULL, 'L'},
         {"threads", required_argument, NULL, 'T'},
         {"plain", no_argument, NULL, 'P'},
+        {"collection", required_argument, NULL, 'C'},
+        {"map", required_argument, NULL, 'M'},
+        {"upsert", required_argument, NULL, 'U'},
+        {"delimiter", required_argument, NULL, 'D'},
+        {"format", required_argument, NULL, 'F'},
+        {"filter", required_argument, NULL, 'W'},
+        {"fields", required_argument, NULL, 'S'},
+        {"out", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -214,6 +238,26 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
             if (!(allow & CLI_ALLOW_SERVE)) goto unknown;
             o->plain = 1;
             break;
+        case 'C':
+        case 'M':
+        case 'U':
+        case 'D':
+        case 'F':
+        case 'W':
+        case 'S':
+        case 'O': {
+            if (!(allow & CLI_ALLOW_IO)) goto unknown;
+            const char **slot = c == 'C'   ? &o->collection
+                                : c == 'M' ? &o->map
+                                : c == 'U' ? &o->upsert
+                                : c == 'D' ? &o->delimiter
+                                : c == 'F' ? &o->format
+                                : c == 'W' ? &o->filter
+                                : c == 'S' ? &o->fields
+                                           : &o->out;
+            *slot = optarg;
+            break;
+        }
         case ':':
             cli_fail(cmd, "option %s needs a value", argv[optind - 1]);
             cli_help(cmd, 1);

@@ -161,6 +161,7 @@ enum store_op_kind {
     STORE_OP_CURSOR, /* save a consumer cursor */
     STORE_OP_CUSTOM, /* caller's function on the writer thread */
     STORE_OP_AUDIT,  /* an audit entry only (a read that revealed data) */
+    STORE_OP_UPSERT, /* update the record whose unique `field` matches, or create */
 };
 
 typedef void (*store_done_fn)(store_op_t *op, void *ctx);
@@ -205,6 +206,7 @@ struct store_op {
     uint64_t seq;      /* change-log sequence of this write; 0 if none */
     int nochange;      /* update that changed nothing: nothing written */
     int idem_replayed; /* result of an earlier op with the same key */
+    int upserted;      /* upsert: 1 created, 2 updated (or unchanged: nochange) */
 
     /* plumbing (private) */
     store_op_t *next;
@@ -226,6 +228,9 @@ store_op_t *store_op_schema(json_t *def);
 /* def: one field definition; its "name" must equal name. */
 store_op_t *store_op_field(const char *coll, const char *name, json_t *def);
 store_op_t *store_op_cursor_set(const char *consumer, uint64_t seq);
+/* Merges fields (RFC 7396) into the record whose unique field `match` has the
+ * same value, or creates one. match must be a ready unique index. */
+store_op_t *store_op_upsert(const char *coll, const char *match, json_t *fields);
 store_op_t *store_op_custom(store_custom_fn fn, void *udata);
 /* An audit entry alone: entry is {"actor","request","action","collection",
  * "ids","fields"} (taken as a new reference). */

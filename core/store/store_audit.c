@@ -40,6 +40,7 @@ static const char *const op_actions[] = {
     [STORE_OP_CREATE] = "create", [STORE_OP_UPDATE] = "update", [STORE_OP_REPLACE] = "replace",
     [STORE_OP_DELETE] = "delete", [STORE_OP_SCHEMA] = "schema", [STORE_OP_FIELD] = "schema",
     [STORE_OP_CURSOR] = "cursor", [STORE_OP_CUSTOM] = "custom", [STORE_OP_AUDIT] = "read",
+    [STORE_OP_UPSERT] = "upsert",
 };
 
 /* Appends one entry: who gives actor and request (and may override action). */
@@ -109,7 +110,7 @@ int store_audit_op(store_wtxn_t *w, store_op_t *op)
         return rc;
     }
     json_t *ids = json_array();
-    if (op->kind <= STORE_OP_DELETE) {
+    if (op->kind <= STORE_OP_DELETE || op->kind == STORE_OP_UPSERT) {
         char s[ID_TEXT_LEN + 1];
         id_encode(&op->rid, s);
         json_array_append_new(ids, json_string(s));

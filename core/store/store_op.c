@@ -71,6 +71,14 @@ store_op_t *store_op_field(const char *coll, const char *name, json_t *def)
     return op;
 }
 
+store_op_t *store_op_upsert(const char *coll, const char *match, json_t *fields)
+{
+    store_op_t *op = op_new(STORE_OP_UPSERT, coll);
+    snprintf(op->field, sizeof op->field, "%s", match);
+    op->data = json_incref(fields);
+    return op;
+}
+
 store_op_t *store_op_cursor_set(const char *consumer, uint64_t seq)
 {
     store_op_t *op = op_new(STORE_OP_CURSOR, NULL);
@@ -104,6 +112,7 @@ void store_op_reset(store_op_t *op)
     op->seq = 0;
     op->nochange = 0;
     op->idem_replayed = 0;
+    op->upserted = 0;
     memset(&op->rid, 0, sizeof op->rid);
     free(op->diag); /* failures only: a success allocates nothing */
     op->diag = NULL;
@@ -380,6 +389,69 @@ static int op_field(store_wtxn_t *w, store_op_t *op)
     return schema_apply(w, op, nc);
 }
 
+/* Finds the record whose unique field f holds the (canonical) value v. */
+static int find_unique(store_wtxn_t *w, const store_coll_t *c, const store_field_t *f,
+                       const json_t *fields, kith_id_t *id, int *found)
+{
+    keyset_t ks;
+    keyset_init(&ks);
+    *found = 0;
+    int rc = store_index_keys(f, 0, f->index_id, fields, &ks);
+    if (rc == 0 && ks.n == 1 && (uint8_t)ks.data.p[ks.off[0] + 4] == IKEY_TAG_VALUE) {
+        MDB_cursor *cur;
+        rc = mdb_cursor_open(w->txn, w->st->dbi[DB_INDEX], &cur);
+        if (rc == 0) {
+            MDB_val k = {ks.len[0], ks.data.p + ks.off[0]}, d;
+            int g = mdb_cursor_get(cur, &k, &d, MDB_SET);
+            if (g == 0 && d.mv_size == ID_LEN) {
+                memcpy(id->b, d.mv_data, ID_LEN);
+                *found = 1;
+            } else if (g != MDB_NOTFOUND) {
+                rc = g;
+            }
+            mdb_cursor_close(cur);
+        }
+        rc = store_rc(rc, c->name);
+    }
+    keyset_free(&ks);
+    return rc;
+}
+
+static int op_upsert(store_wtxn_t *w, store_op_t *op)
+{
+    const store_coll_t *c = op_coll(w, op);
+    if (!c) return KITH_ENOTFOUND;
+    const store_field_t *f = store_coll_field(c, op->field);
+    if (!f || !(f->flags & SF_UNIQUE) || f->index_state != IDX_READY)
+        return err_set(KITH_EINVAL, "%s: upsert needs a unique field to match on; '%s' is not one",
+                       c->name, op->field);
+    if (!json_is_object(op->data)) return err_set(KITH_EINVAL, "a record is a JSON object");
+    json_t *v = json_object_get(op->data, f->name);
+    const char *why = "is needed to match on";
+    json_t *cv = v && !json_is_null(v) ? store_value_canon(f, f->type, v, &why) : NULL;
+    if (!cv) {
+        err_set(KITH_EVALIDATION, "%s: the record breaks the schema", c->name);
+        err_field_add(f->name, "%s", why);
+        return KITH_EVALIDATION;
+    }
+    json_t *probe = json_pack("{s:o}", f->name, cv);
+    int found = 0;
+    int rc = find_unique(w, c, f, probe, &op->id, &found);
+    json_decref(probe);
+    if (rc) return rc;
+    if (!found) {
+        rc = op_create(w, op);
+        if (rc == 0) op->upserted = 1;
+        return rc;
+    }
+    int kind = op->kind;
+    op->kind = STORE_OP_UPDATE; /* op_modify reads the kind */
+    rc = op_modify(w, op);
+    op->kind = kind;
+    if (rc == 0) op->upserted = 2;
+    return rc;
+}
+
 int store_op_run(store_wtxn_t *w, store_op_t *op)
 {
     switch (op->kind) {
@@ -390,6 +462,8 @@ int store_op_run(store_wtxn_t *w, store_op_t *op)
         return op_modify(w, op);
     case STORE_OP_DELETE:
         return op_delete(w, op);
+    case STORE_OP_UPSERT:
+        return op_upsert(w, op);
     case STORE_OP_SCHEMA:
         return op_schema(w, op);
     case STORE_OP_FIELD:

@@ -44,3 +44,14 @@ def datadir(tmp_path):
     p = kith("init", "--data", d, check=0)
     token = p.stdout.strip().splitlines()[-1].split("=", 1)[1]
     return d, token
+
+
+@pytest.fixture
+def server(datadir):
+    """A running TLS server on a fresh data directory; .admin is an admin key."""
+    from kithserver import KithServer
+    d, token = datadir
+    srv = KithServer(d).start()
+    srv.admin = token
+    yield srv
+    srv.stop()

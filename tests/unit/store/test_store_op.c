@@ -229,6 +229,46 @@ static void nul_in_strings_refused(void **state)
     json_decref(o);
 }
 
+static void upsert_matches_unique_field(void **state)
+{
+    fx_t *f = *state;
+    json_t *a = tu_json("{\"first\":\"Eve\",\"email\":\"Eve@X.io\",\"age\":1}");
+    store_op_t *op = store_op_upsert("contacts", "email", a);
+    assert_ok(store_exec(f->st, op));
+    assert_int_equal(op->upserted, 1);
+    kith_id_t id = op->rid;
+    store_op_free(op);
+    /* same e-mail written differently: the same record, merged */
+    json_t *b = tu_json("{\"email\":\" eve@x.IO\",\"age\":2}");
+    op = store_op_upsert("contacts", "email", b);
+    assert_ok(store_exec(f->st, op));
+    assert_int_equal(op->upserted, 2);
+    assert_memory_equal(op->rid.b, id.b, ID_LEN);
+    assert_int_equal(op->version, 2);
+    store_op_free(op);
+    json_t *j = get_fields(f->st, &id, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "first")), "Eve");
+    assert_int_equal(json_integer_value(json_object_get(j, "age")), 2);
+    json_decref(j);
+    /* again with nothing new: unchanged */
+    op = store_op_upsert("contacts", "email", b);
+    assert_ok(store_exec(f->st, op));
+    assert_true(op->nochange);
+    store_op_free(op);
+    /* the match field is required, and must be unique */
+    json_t *c = tu_json("{\"first\":\"X\"}");
+    op = store_op_upsert("contacts", "email", c);
+    assert_int_equal(store_exec(f->st, op), KITH_EVALIDATION);
+    assert_string_equal(err_last()->fields[0].name, "email");
+    store_op_free(op);
+    op = store_op_upsert("contacts", "first", a);
+    assert_int_equal(store_exec(f->st, op), KITH_EINVAL);
+    store_op_free(op);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +280,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unknown_collection, setup, teardown),
         cmocka_unit_test_setup_teardown(unique_violation, setup, teardown),
         cmocka_unit_test_setup_teardown(nul_in_strings_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(upsert_matches_unique_field, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
