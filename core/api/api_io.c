@@ -165,7 +165,8 @@ int api_h_import_body(http_req_t *r, const char *data, size_t n)
     import_req_t *ir = import_start(r);
     if (!ir) return 0; /* answered: the rest of the body is read and dropped */
     api_import_feed(ir->imp, data, n);
-    if (api_import_paused(ir->imp)) http_req_pause_body(r);
+    /* a stopped import may have answered already, which freed ir */
+    if (!r->responded && api_import_paused(ir->imp)) http_req_pause_body(r);
     return 0;
 }
 
@@ -368,8 +369,8 @@ static void export_audited(store_op_t *op, void *ctx)
 void api_h_export(http_req_t *r)
 {
     api_req_t *q = api_req(r);
-    char format[16] = "ndjson", filter_s[8192] = "", fields[1024] = "";
-    http_req_query(r, "format", format, sizeof format);
+    char format[16] = "", filter_s[8192] = "", fields[1024] = "";
+    if (!http_req_query(r, "format", format, sizeof format)) strcpy(format, "ndjson");
     http_req_query(r, "filter", filter_s, sizeof filter_s);
     http_req_query(r, "fields", fields, sizeof fields);
     if (strcmp(format, "csv") && strcmp(format, "ndjson")) {

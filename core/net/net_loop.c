@@ -71,9 +71,11 @@ static void conn_close_now(net_conn_t *c)
     uv_close((uv_handle_t *)&c->tcp, conn_on_closed);
 }
 
-static void conn_on_written(uv_write_t *w, int status)
+/* A write finished. notify: tell the application its output drained — only
+ * from libuv's callback, never from inside net_conn_flush, so an application
+ * writing in a loop is not re-entered by its own write. */
+static void write_done(net_conn_t *c, int status, int notify)
 {
-    net_conn_t *c = w->data;
     c->writing = 0;
     c->loop->stats.bytes_out += c->wflight.len;
     if (c->wflight.cap > WOUT_SHRINK)
@@ -89,13 +91,15 @@ static void conn_on_written(uv_write_t *w, int status)
         return;
     }
     if (c->closing) {
-        uv_shutdown_t *sd = xmalloc(sizeof *sd);
-        sd->data = c;
         conn_close_now(c);
-        free(sd);
         return;
     }
-    if (c->loop->app->on_drain) c->loop->app->on_drain(c);
+    if (notify && c->loop->app->on_drain) c->loop->app->on_drain(c);
+}
+
+static void conn_on_written(uv_write_t *w, int status)
+{
+    write_done(w->data, status, 1);
 }
 
 void net_conn_flush(net_conn_t *c)
@@ -111,7 +115,7 @@ void net_conn_flush(net_conn_t *c)
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == (int)b.len) {
         c->writing = 1;
-        conn_on_written(&c->wreq, 0);
+        write_done(c, 0, 0);
         return;
     }
     if (n > 0) {

@@ -82,6 +82,7 @@ struct store {
     /* Owned by the writer thread (or the caller when there is none). */
     store_schema_t *wschema; /* as of the last commit */
     uint64_t seq;            /* last change-log sequence committed */
+    kith_id_t last_id;       /* the newest record id this writer minted */
     size_t recent_batch[8];  /* sizes of the last batches (group-commit settling) */
     size_t nbatches;
     int64_t idem_purged_us;

@@ -6,6 +6,7 @@
 
 #include "base/json.h"
 #include "base/mem.h"
+#include "base/rand.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -185,6 +186,28 @@ static int put_record(store_wtxn_t *w, const store_coll_t *c, const kith_id_t *i
     return 0;
 }
 
+/* A new record id that sorts after every id this writer made before, so id
+ * order is creation order even within one millisecond (or if the clock steps
+ * back). Then the next id is the previous one plus 1 + a random 32-bit step:
+ * still ordered, not guessable from its predecessor. */
+static void next_id(store_wtxn_t *w, kith_id_t *id)
+{
+    kith_id_t *last = &w->st->last_id;
+    id_new(id, w->now_us / 1000);
+    if (memcmp(id->b, last->b, ID_LEN) <= 0) {
+        uint32_t step;
+        rand_bytes(&step, sizeof step);
+        uint64_t carry = (uint64_t)step + 1;
+        *id = *last;
+        for (int i = ID_LEN - 1; i >= 6 && carry; i--) {
+            carry += id->b[i];
+            id->b[i] = (uint8_t)carry;
+            carry >>= 8;
+        }
+    }
+    *last = *id;
+}
+
 static int op_create(store_wtxn_t *w, store_op_t *op)
 {
     const store_coll_t *c = op_coll(w, op);
@@ -195,7 +218,7 @@ static int op_create(store_wtxn_t *w, store_op_t *op)
     if (op->has_id)
         id = op->id;
     else
-        id_new(&id, w->now_us / 1000);
+        next_id(w, &id);
     int rc = op->guard ? op->guard(w, op, NULL, fields) : 0;
     if (rc == 0) rc = store_index_update(w, c, &id, NULL, fields);
     char *js = NULL;

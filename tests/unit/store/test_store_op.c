@@ -269,6 +269,20 @@ static void upsert_matches_unique_field(void **state)
     json_decref(c);
 }
 
+/* Regression: records created in one millisecond (one batch) sorted by their
+ * random bits, not in creation order. */
+static void ids_follow_creation_order(void **state)
+{
+    fx_t *f = *state;
+    kith_id_t prev = {{0}};
+    for (int i = 0; i < 300; i++) {
+        kith_id_t id;
+        assert_ok(tu_create(f->st, "contacts", "{\"first\":\"x\"}", &id));
+        assert_true(memcmp(prev.b, id.b, ID_LEN) < 0);
+        prev = id;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +295,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unique_violation, setup, teardown),
         cmocka_unit_test_setup_teardown(nul_in_strings_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(upsert_matches_unique_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(ids_follow_creation_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
