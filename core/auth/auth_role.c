@@ -1,5 +1,6 @@
 #include "auth/auth_role.h"
 
+#include "base/codec.h"
 #include "base/err.h"
 #include "base/mem.h"
 
@@ -242,14 +243,6 @@ json_t *auth_scope_filter(int scope, const store_coll_t *c, const auth_who_t *wh
 
 /* ---- masking ---- */
 
-static size_t utf8_char_len(const char *s, size_t n)
-{
-    if (n == 0) return 0;
-    unsigned char c = (unsigned char)s[0];
-    size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    return l <= n ? l : n;
-}
-
 json_t *auth_mask_value(const store_field_t *f, const json_t *v)
 {
     int type = f->type == ST_ARRAY ? f->item_type : f->type;
@@ -282,7 +275,7 @@ json_t *auth_mask_value(const store_field_t *f, const json_t *v)
     if (type == ST_EMAIL) {
         const char *at = memchr(s, '@', n);
         if (at && at > s && (size_t)(n - (size_t)(at - s)) < sizeof out - 8) {
-            size_t first = utf8_char_len(s, (size_t)(at - s));
+            size_t first = utf8_seq_len((const uint8_t *)s, (size_t)(at - s));
             size_t rest = n - (size_t)(at - s);
             memcpy(out, s, first);
             memcpy(out + first, "***", 3);
@@ -291,7 +284,7 @@ json_t *auth_mask_value(const store_field_t *f, const json_t *v)
         }
         return json_string("***");
     }
-    size_t first = utf8_char_len(s, n);
+    size_t first = n ? utf8_seq_len((const uint8_t *)s, n) : 0;
     if (first == 0) return json_string("***");
     memcpy(out, s, first);
     memcpy(out + first, "***", 3);

@@ -74,3 +74,27 @@ long b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
     if (bits && (acc & ((1u << bits) - 1))) return -1;
     return (long)o;
 }
+
+size_t utf8_seq_len(const uint8_t *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t k;
+    uint32_t cp, min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        k = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        k = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        k = 4, min = 0x10000;
+    else
+        return 0;
+    if (n < k) return 0;
+    cp = c & (0x3Fu >> (k - 1));
+    for (size_t j = 1; j < k; j++) {
+        if ((s[j] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[j] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return k;
+}

@@ -1,5 +1,6 @@
 #include "base/json.h"
 
+#include "base/codec.h"
 #include "base/err.h"
 
 #include <float.h>
@@ -16,6 +17,20 @@ void json_write_str(buf_t *b, const char *s, size_t len)
     size_t run = 0; /* start of the current run of bytes needing no escape */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            /* Text from jansson is valid UTF-8, but a detail can quote raw
+             * client bytes (a path segment, a parser's "near '...'"): bytes
+             * that are not UTF-8 become U+FFFD so the output stays JSON. */
+            size_t k = utf8_seq_len((const uint8_t *)s + i, len - i);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+            buf_add(b, s + run, i - run);
+            run = i + 1;
+            buf_adds(b, "\xEF\xBF\xBD");
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         buf_add(b, s + run, i - run);
         run = i + 1;

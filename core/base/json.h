@@ -2,7 +2,8 @@
  * base/json: helpers over jansson.
  *
  * jansson parses; this module writes. json_write_* append compact JSON to a
- * buf_t: strings escaped per RFC 8259, reals in the shortest form that reads
+ * buf_t: strings escaped per RFC 8259 (bytes that are not UTF-8 become U+FFFD),
+ * reals in the shortest form that reads
  * back to the same double (jansson always prints 17 digits, so 19.99 would come
  * out as 19.989999999999998). json_parse applies Kith's input limits.
  */

@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* states of head_scan (below) */
+enum { HS_START, HS_START_CR, HS_LINE, HS_CR, HS_BOL, HS_END_CR, HS_DONE };
+
 static http_conn_t *conn_of(llhttp_t *p)
 {
     return p->data;
@@ -67,6 +70,8 @@ static int cb_message_begin(llhttp_t *p)
     hc->in_message = 1;
     hc->hdr_state = 0;
     hc->hbytes = 0;
+    hc->streaming_body = 0;
+    hc->body_seen = 0;
     net_conn_set_deadline(hc->nc, hc->srv->cfg->header_timeout_ms);
     return 0;
 }
@@ -75,6 +80,10 @@ static int cb_url(llhttp_t *p, const char *at, size_t n)
 {
     http_conn_t *hc = conn_of(p);
     if (hc->req.url.len + n > hc->srv->cfg->url_bytes) return fail(hc, 414);
+    /* a request-target is ASCII (RFC 3986: anything else is percent-encoded);
+     * llhttp 8.1 lets raw 8-bit bytes through */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)at[i] >= 0x80) return fail(hc, 400);
     buf_add(&hc->req.url, at, n);
     return 0;
 }
@@ -136,16 +145,74 @@ static int ieq(const char *a, size_t an, const char *b)
     return 1;
 }
 
+/* 1 if a Connection header lists the token "close". llhttp 8.1 misses it when
+ * followed by a tab ("close\t"), and would keep the connection open. */
+static int conn_close_requested(const http_req_t *r)
+{
+    for (size_t i = 0; i < r->nhdr; i++) {
+        const http_header_t *h = &r->hdr[i];
+        if (!ieq(r->hbuf.p + h->name, h->name_len, "connection")) continue;
+        const char *v = r->hbuf.p + h->value, *end = v + h->value_len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *t = v;
+            while (v < end && *v != ',')
+                v++;
+            const char *te = v;
+            while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
+                te--;
+            if (ieq(t, (size_t)(te - t), "close")) return 1;
+        }
+    }
+    return 0;
+}
+
+/* absolute-form "http://host/path?q" (RFC 9112 3.2.2: a server MUST accept
+ * it): keeps only the path and query. 0, or -1 if url is not that form. */
+static int absolute_to_origin(buf_t *url)
+{
+    size_t skip = 0;
+    if (url->len >= 7 && ieq(url->p, 7, "http://"))
+        skip = 7;
+    else if (url->len >= 8 && ieq(url->p, 8, "https://"))
+        skip = 8;
+    else
+        return -1;
+    size_t i = skip;
+    while (i < url->len && url->p[i] != '/' && url->p[i] != '?' && url->p[i] != '#')
+        i++;
+    if (i == skip) return -1; /* no host */
+    size_t rest = url->len - i;
+    if (i < url->len && url->p[i] == '/') {
+        memmove(url->p, url->p + i, rest);
+        url->len = rest;
+    } else {
+        url->p[0] = '/';
+        memmove(url->p + 1, url->p + i, rest);
+        url->len = rest + 1;
+    }
+    return 0;
+}
+
 static int cb_headers_complete(llhttp_t *p)
 {
     http_conn_t *hc = conn_of(p);
     http_req_t *r = &hc->req;
     r->method = llhttp_get_method(p);
     r->http_minor = llhttp_get_http_minor(p);
-    r->keep_alive = llhttp_should_keep_alive(p);
+    /* Upgrades (and CONNECT) are not offered: the request gets its ordinary
+     * answer, which ends the connection (the bytes after it are in another
+     * protocol). Said here, so an answer made at once closes too. */
+    r->keep_alive = llhttp_should_keep_alive(p) && !conn_close_requested(r) && !p->upgrade;
+    if (r->url.len && r->url.p[0] != '/') absolute_to_origin(&r->url);
     const char *q = memchr(r->url.p ? r->url.p : "", '?', r->url.len);
     r->path_len = q ? (size_t)(q - r->url.p) : r->url.len;
     if (r->url.len == 0 || r->url.p[0] != '/') return fail(hc, 400);
+    /* llhttp 8.1 lets an empty Transfer-Encoding pass beside Content-Length:
+     * two framings is a smuggling vector whatever the values (RFC 9112 6.1) */
+    if ((p->flags & F_CONTENT_LENGTH) && http_req_header(r, "transfer-encoding", NULL))
+        return fail(hc, 400);
     /* Route now: a streamed body needs its handler before the body comes. */
     http_route_match(hc->srv, r);
     const http_route_t *rt = r->route;
@@ -186,7 +253,13 @@ static int cb_body(llhttp_t *p, const char *at, size_t n)
          * inactivity, counted from the last chunk */
         if (!hc->body_paused) net_conn_set_deadline(hc->nc, hc->srv->cfg->body_timeout_ms);
         if (hc->body_seen > hc->srv->cfg->stream_body_bytes) return fail(hc, 413);
-        if (r->responded) return 0; /* answered early (refused): discard */
+        if (r->responded) {
+            /* answered early (refused): read and drop the rest, so the client
+             * sees the answer and the connection lives on; a big rest is not
+             * worth reading, the connection closes instead */
+            if (hc->body_seen > hc->srv->cfg->body_bytes) return fail(hc, 0);
+            return 0;
+        }
         int st = r->route->on_body(r, at, n);
         if (st) return fail(hc, 0);
         return 0;
@@ -200,7 +273,13 @@ static int cb_message_complete(llhttp_t *p)
 {
     http_conn_t *hc = conn_of(p);
     hc->in_message = 0;
+    hc->head_scan = HS_START; /* the next message's header section */
     net_conn_set_deadline(hc->nc, 0);
+    if (hc->streaming_body && hc->req.responded) {
+        /* the end of a body we refused and dropped: on to the next request */
+        net_conn_set_deadline(hc->nc, hc->srv->cfg->idle_timeout_ms);
+        return HPE_PAUSED;
+    }
     http_dispatch(hc); /* marks the connection busy until the answer */
     /* One request at a time: the rest waits until this one is answered. */
     return HPE_PAUSED;
@@ -218,6 +297,48 @@ static const llhttp_settings_t settings = {
 
 /* ---- driving the parser ---- */
 
+/* llhttp 8.1 takes a CR followed by any byte as a line end ("\r\rZ", "x:\rT")
+ * and joins a line starting with whitespace to the previous value (obs-fold),
+ * and takes an empty header name: each lets a proxy in front and this server
+ * see different requests (request smuggling). So the header section is
+ * checked on the raw bytes before the parser sees them: every line ends in
+ * CRLF, and no header line starts with whitespace (RFC 9112 5.2 allows 400)
+ * or ':'. The check runs from a message's first byte to its empty line. */
+static int head_scan(http_conn_t *hc, const char *d, size_t n)
+{
+    int s = hc->head_scan;
+    for (size_t i = 0; i < n && s != HS_DONE; i++) {
+        char c = d[i];
+        switch (s) {
+        case HS_START: /* empty lines before a request line are ignored */
+            s = c == '\r' ? HS_START_CR : c == '\n' ? HS_START : HS_LINE;
+            break;
+        case HS_START_CR:
+            if (c != '\n') return -1;
+            s = HS_START;
+            break;
+        case HS_LINE:
+            if (c == '\n') return -1;
+            if (c == '\r') s = HS_CR;
+            break;
+        case HS_CR:
+            if (c != '\n') return -1;
+            s = HS_BOL;
+            break;
+        case HS_BOL:
+            if (c == ' ' || c == '\t' || c == ':' || c == '\n') return -1;
+            s = c == '\r' ? HS_END_CR : HS_LINE;
+            break;
+        case HS_END_CR:
+            if (c != '\n') return -1;
+            s = HS_DONE;
+            break;
+        }
+    }
+    hc->head_scan = s;
+    return 0;
+}
+
 static void conn_error(http_conn_t *hc, int status, const char *detail)
 {
     http_req_t *r = &hc->req;
@@ -232,11 +353,26 @@ static void conn_error(http_conn_t *hc, int status, const char *detail)
     http_respond_problem(r, status, status == 400 ? "bad-request" : "limit", detail, NULL);
 }
 
+/* Whether input may be parsed now: not while a request waits for its answer
+ * (the next one must wait), except the body of a streamed request, which is
+ * still arriving while its handler works. */
+static int can_parse(const http_conn_t *hc)
+{
+    return !hc->busy || (hc->streaming_body && hc->in_message);
+}
+
 /* Parses data; returns the number of bytes consumed (the rest waits). */
 static size_t conn_parse(http_conn_t *hc, const char *data, size_t n)
 {
     size_t off = 0;
-    while (off < n && !hc->busy && !hc->close_after && hc->nc) {
+    while (off < n && can_parse(hc) && !hc->close_after && hc->nc) {
+        if (hc->head_scan != HS_DONE && head_scan(hc, data + off, n - off) != 0) {
+            if (!hc->in_message) req_reset(&hc->req); /* not the answered one's */
+            conn_error(hc, 400,
+                       "malformed request: a bare CR or LF, or a folded or "
+                       "nameless header line");
+            return n;
+        }
         llhttp_errno_t e = llhttp_execute(&hc->parser, data + off, n - off);
         if (e == HPE_OK) return n;
         if (e == HPE_PAUSED) {
@@ -281,14 +417,14 @@ static void conn_feed(http_conn_t *hc, const char *data, size_t n)
 {
     if (hc->in.len) {
         buf_add(&hc->in, data, n);
-        if (hc->busy) return;
+        if (!can_parse(hc)) return;
         buf_t in = hc->in;
         buf_init(&hc->in);
         size_t used = conn_parse(hc, in.p, in.len);
         if (used < in.len) buf_add(&hc->in, in.p + used, in.len - used);
         buf_free(&in);
     } else {
-        size_t used = hc->busy ? 0 : conn_parse(hc, data, n);
+        size_t used = can_parse(hc) ? conn_parse(hc, data, n) : 0;
         if (used < n) buf_add(&hc->in, data + used, n - used);
     }
     /* Never hold more than one request's worth of pipelined input. */
@@ -391,10 +527,9 @@ void http_conn_answered(http_conn_t *hc)
         hc->busy = 0;
         hc->loop->busy--;
     }
-    hc->streaming_body = 0;
-    hc->body_seen = 0;
-    /* A refused streamed body is still arriving: the connection cannot go on. */
-    if (!r->keep_alive || hc->close_after || hc->draining || hc->in_message) {
+    /* A refused streamed body may still be arriving: the parser drops it (see
+     * cb_body) and the connection goes on after it. */
+    if (!r->keep_alive || hc->close_after || hc->draining) {
         net_conn_close(hc->nc, 1);
         return;
     }

@@ -37,6 +37,7 @@ struct http_conn {
     int busy;       /* a request is being handled */
     int in_message; /* between the first byte and the end of a request */
     int hdr_state;  /* 0, 1 = in a header name, 2 = in a value */
+    int head_scan;  /* raw check of the header section (head_scan in http_conn.c) */
     size_t hbytes;
     int error_status; /* a limit the parser callbacks hit */
     int close_after;  /* close once the current answer is out */

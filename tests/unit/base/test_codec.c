@@ -104,6 +104,41 @@ static void b64url_refusals(void **state)
     assert_int_equal(b64url_decode("", 0, out, 0), 0);
 }
 
+static void utf8_sequences(void **state)
+{
+    (void)state;
+    struct {
+        const char *s;
+        size_t n, want;
+    } cases[] = {
+        {"a", 1, 1},
+        {"\x7f", 1, 1},
+        {"\xc3\xa9", 2, 2},         /* U+00E9 */
+        {"\xe2\x82\xac", 3, 3},     /* U+20AC */
+        {"\xf0\x9f\x98\x80", 4, 4}, /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", 4, 4}, /* U+10FFFF, the last code point */
+        {"\xef\xbf\xbd", 3, 3},     /* U+FFFD itself */
+        {"\x80", 1, 0},             /* a lone continuation byte */
+        {"\xc0\xaf", 2, 0},         /* overlong '/' */
+        {"\xc1\xbf", 2, 0},         /* overlong */
+        {"\xe0\x80\xaf", 3, 0},     /* overlong */
+        {"\xf0\x80\x80\xaf", 4, 0}, /* overlong */
+        {"\xed\xa0\x80", 3, 0},     /* U+D800, a surrogate */
+        {"\xed\xbf\xbf", 3, 0},     /* U+DFFF */
+        {"\xf4\x90\x80\x80", 4, 0}, /* past U+10FFFF */
+        {"\xf5\x80\x80\x80", 4, 0}, /* lead byte never valid */
+        {"\xff", 1, 0},
+        {"\xc3", 1, 0}, /* truncated by the length */
+        {"\xe2\x82", 2, 0},
+        {"\xc3(", 2, 0}, /* bad continuation */
+        {"\xe2(\xac", 3, 0},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        if (utf8_seq_len((const uint8_t *)cases[i].s, cases[i].n) != cases[i].want)
+            fail_msg("case %zu: got %zu, want %zu", i,
+                     utf8_seq_len((const uint8_t *)cases[i].s, cases[i].n), cases[i].want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +146,7 @@ int main(void)
         cmocka_unit_test(b64url_vectors),
         cmocka_unit_test(b64url_round_trip),
         cmocka_unit_test(b64url_refusals),
+        cmocka_unit_test(utf8_sequences),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,6 +49,12 @@ static void str_escapes(void **state)
         {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14,
          "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
         {"\"\\\"", 3, "\"\\\"\\\\\\\"\""},
+        /* bytes that are not UTF-8 become U+FFFD, one per bad byte */
+        {"a\xc3(", 3, "\"a\xef\xbf\xbd(\""},
+        {"\xff\xfe", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},
+        {"\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+        {"x\xe2\x82", 3, "\"x\xef\xbf\xbd\xef\xbf\xbd\""},
+        {"\xc0\"", 2, "\"\xef\xbf\xbd\\\"\""},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         char *s = write_str(cases[i].in, cases[i].len);
