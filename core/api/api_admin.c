@@ -391,6 +391,51 @@ void api_h_roles_delete(http_req_t *r)
 
 /* ---- keys ---- */
 
+/* Key changes live in the system store, but they are the workspace's business:
+ * each is audited in the workspace's chain before the answer goes out. */
+typedef struct key_audit {
+    http_req_t *r;
+    int status;
+    char *body;
+    char hdr[160];
+} key_audit_t;
+
+static void key_audited(store_op_t *op, void *ctx)
+{
+    key_audit_t *ka = ctx;
+    if (op->status) {
+        /* the key change happened; say so, and that its audit entry failed */
+        log_error("api", "request %s: key change done but not audited: %s", ka->r->id,
+                  op->diag ? op->diag->msg : "?");
+    }
+    if (ka->body)
+        http_respond(ka->r, ka->status, "application/json", ka->body, strlen(ka->body),
+                     ka->hdr[0] ? ka->hdr : NULL);
+    else
+        http_respond(ka->r, ka->status, NULL, NULL, 0, NULL);
+    free(ka->body);
+    free(ka);
+    store_op_free(op);
+}
+
+static void key_audit(http_req_t *r, const char *action, const char *key_id, json_t *fields,
+                      int status, char *body, const char *hdr)
+{
+    key_audit_t *ka = xcalloc(1, sizeof *ka);
+    ka->r = r;
+    ka->status = status;
+    ka->body = body;
+    if (hdr) snprintf(ka->hdr, sizeof ka->hdr, "%s", hdr);
+    json_t *e = api_audit_who(r);
+    json_object_set_new(e, "action", json_string(action));
+    json_object_set_new(e, "collection", json_string("_keys"));
+    json_object_set_new(e, "ids", json_pack("[s]", key_id));
+    json_object_set_new(e, "fields", fields);
+    store_op_t *op = store_op_audit(e);
+    json_decref(e);
+    store_submit(api_req(r)->ws->st, op, api_inbox(r), key_audited, ka);
+}
+
 typedef struct keys_ctx {
     const char *workspace;
     json_t *list;
@@ -484,11 +529,16 @@ void api_h_keys_create(http_req_t *r)
     json_t *o = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?}", "id", key_id, "token", token, "role",
                           role, "label", spec.label, "user", spec.user, "team", spec.team);
     memset(token, 0, sizeof token);
-    json_decref(body);
     char hdr[128];
     snprintf(hdr, sizeof hdr, "Location: /v1/keys/%s\r\nCache-Control: no-store\r\n", key_id);
-    http_respond_json(r, 201, o, hdr);
+    json_t *fields = json_array();
+    const char *k2;
+    json_t *v2;
+    json_object_foreach(body, k2, v2) json_array_append_new(fields, json_string(k2));
+    json_decref(body);
+    char *text = json_to_str(o, NULL);
     json_decref(o);
+    key_audit(r, "key.create", key_id, fields, 201, text, hdr);
 }
 
 void api_h_keys_delete(http_req_t *r)
@@ -501,5 +551,5 @@ void api_h_keys_delete(http_req_t *r)
         return;
     }
     atomic_fetch_add(&q->srv->gen, 1); /* revoked keys fail at once, on every loop */
-    http_respond(r, 204, NULL, NULL, 0, NULL);
+    key_audit(r, "key.revoke", r->params[0], json_array(), 204, NULL, NULL);
 }

@@ -23,6 +23,7 @@ struct api_import {
     json_t *map;
     char *upsert;
     json_t *audit;
+    json_t *defaults;
     void *guard_ctx;
     loop_inbox_t *inbox;
     api_import_done_fn done;
@@ -326,6 +327,14 @@ static int on_row(void *ctx, size_t row, const char *const *f, const size_t *len
         add_error(imp, row, 422, "cells do not convert to their fields' types", &d);
         return 0;
     }
+    if (imp->defaults) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(imp->defaults, k, v)
+        {
+            if (!json_object_get(rec, k)) json_object_set(rec, k, v);
+        }
+    }
     store_op_t *op = imp->upsert ? store_op_upsert(imp->c->name, imp->upsert, rec)
                                  : store_op_create(imp->c->name, rec);
     json_decref(rec);
@@ -395,6 +404,7 @@ api_import_t *api_import_new(store_t *st, const api_import_opts_t *o, loop_inbox
     imp->map = o->map ? json_deep_copy(o->map) : NULL;
     imp->upsert = o->upsert ? xstrdup(o->upsert) : NULL;
     imp->audit = o->audit ? json_incref(o->audit) : NULL;
+    imp->defaults = o->defaults ? json_deep_copy(o->defaults) : NULL;
     imp->o.coll = imp->c->name;
     imp->o.map = imp->map;
     imp->o.upsert = imp->upsert;
@@ -477,6 +487,7 @@ void api_import_free(api_import_t *imp)
     store_schema_unref(imp->schema);
     if (imp->map) json_decref(imp->map);
     if (imp->audit) json_decref(imp->audit);
+    if (imp->defaults) json_decref(imp->defaults);
     if (imp->ignored) json_decref(imp->ignored);
     json_decref(imp->errors);
     free(imp->upsert);

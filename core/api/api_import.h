@@ -27,8 +27,9 @@ typedef struct api_import_opts {
     store_guard_fn guard;  /* record scope check, or NULL */
     const void *guard_ctx; /* copied per op (guard_size bytes) */
     size_t guard_size;
-    size_t window;     /* ops in flight; 0 = 1024 */
-    size_t errors_max; /* rows described in the report; 0 = 1000 */
+    const json_t *defaults; /* fields set on rows that lack them (owner, team), or NULL */
+    size_t window;          /* ops in flight; 0 = 1024 */
+    size_t errors_max;      /* rows described in the report; 0 = 1000 */
 } api_import_opts_t;
 
 /* Called on the loop thread when every row is written (or the import stopped). */

@@ -121,14 +121,18 @@ void api_guard_ctx_init(http_req_t *r, int scope, api_guard_ctx_t *g);
 /* Answers body (a buf, consumed); when ids is not NULL the answer reveals
  * sensitive data of those records and goes out only after its audit entry
  * is committed (api_records.c). */
-void api_respond_revealing(http_req_t *r, const char *coll, json_t *ids, buf_t *body,
-                           const char *etag);
+void api_respond_revealing(http_req_t *r, const char *coll, json_t *ids, json_t *fields,
+                           buf_t *body, const char *etag);
 /* 1 if r's role may see coll's change-log entries (api_admin.c). */
 int api_change_visible(http_req_t *r, const char *coll);
 /* Refuses (403, answered; returns -1) filters or sorts on sensitive fields
  * for roles that see them masked (api_query.c). */
 int api_check_sensitive(http_req_t *r, const store_coll_t *c, const json_t *filter,
                         const char *sort);
+
+/* 1 if token still resolves to a live key with the same role (re-read after
+ * keys or roles change). Loop thread. */
+int api_key_valid(api_loop_t *lp, const char *token, size_t n, const char *role_name);
 
 /* ---- change streams (api_stream.c) ---- */
 void api_stream_loop_init(api_loop_t *lp);

@@ -138,6 +138,35 @@ static import_req_t *import_start(http_req_t *r)
                              NULL);
         return NULL;
     }
+    json_t *defaults = NULL;
+    store_rtxn_t *rt = api_read(r);
+    if (!rt) {
+        if (map) json_decref(map);
+        free(ir);
+        return NULL;
+    }
+    const store_coll_t *c = store_schema_coll(store_read_schema(rt), r->params[0]);
+    const store_field_t *uf = c && upsert[0] ? store_coll_field(c, upsert) : NULL;
+    int sensitive_match = uf && (uf->flags & SF_SENSITIVE) && !api_unmask(r);
+    if (c && q->scope != SCOPE_ALL) {
+        /* a scoped caller's rows are its own, as with POST */
+        defaults = json_object();
+        if (store_coll_field(c, "owner"))
+            json_object_set_new(defaults, "owner", json_string(q->who.user));
+        if (q->who.team[0] && store_coll_field(c, "team"))
+            json_object_set_new(defaults, "team", json_string(q->who.team));
+    }
+    store_read_end(rt);
+    if (sensitive_match) {
+        /* matching on a value the caller cannot see would tell it which exist */
+        if (map) json_decref(map);
+        if (defaults) json_decref(defaults);
+        free(ir);
+        http_respond_problem(r, 403, "forbidden",
+                             "upsert: the match field is sensitive and your role sees it masked",
+                             NULL);
+        return NULL;
+    }
     json_t *who = api_audit_who(r);
     api_import_opts_t o = {.coll = r->params[0],
                            .map = map,
@@ -146,9 +175,11 @@ static import_req_t *import_start(http_req_t *r)
                            .audit = who,
                            .guard = q->scope == SCOPE_ALL ? NULL : api_scope_guard,
                            .guard_ctx = &ir->guard,
-                           .guard_size = sizeof ir->guard};
+                           .guard_size = sizeof ir->guard,
+                           .defaults = defaults};
     ir->imp = api_import_new(q->ws->st, &o, api_inbox(r), import_done, import_resume, ir);
     json_decref(who);
+    if (defaults) json_decref(defaults);
     if (map) json_decref(map);
     if (!ir->imp) {
         free(ir);
@@ -429,6 +460,7 @@ void api_h_export(http_req_t *r)
 
 typedef struct bulk_req {
     http_req_t *r;
+    int has_owner, has_team; /* the collection's scope fields */
     buf_t line;
     size_t lineno;
     char **results; /* one JSON line per input line, in order */
@@ -620,6 +652,13 @@ static void bulk_line(bulk_req_t *b, const char *s, size_t n)
         json_decref(j);
         return;
     }
+    /* a scoped caller's new records are its own, as with POST */
+    if ((kind == STORE_OP_CREATE || kind == STORE_OP_REPLACE) && scope != SCOPE_ALL) {
+        if (b->has_owner && !json_object_get(data, "owner"))
+            json_object_set_new(data, "owner", json_string(q->who.user));
+        if (b->has_team && q->who.team[0] && !json_object_get(data, "team"))
+            json_object_set_new(data, "team", json_string(q->who.team));
+    }
     store_op_t *op = kind == STORE_OP_CREATE    ? store_op_create(r->params[0], data)
                      : kind == STORE_OP_UPDATE  ? store_op_update(r->params[0], &id, data, ifv)
                      : kind == STORE_OP_REPLACE ? store_op_replace(r->params[0], &id, data, ifv)
@@ -653,10 +692,15 @@ static bulk_req_t *bulk_start(http_req_t *r)
     }
     store_rtxn_t *rt = api_read(r);
     const store_coll_t *c = rt ? api_coll(r, rt, r->params[0]) : NULL;
-    if (rt) store_read_end(rt);
-    if (!c) return NULL;
+    if (!c) {
+        if (rt) store_read_end(rt);
+        return NULL;
+    }
     bulk_req_t *b = xcalloc(1, sizeof *b);
     b->r = r;
+    b->has_owner = store_coll_field(c, "owner") != NULL;
+    b->has_team = store_coll_field(c, "team") != NULL;
+    store_read_end(rt);
     q->state = b;
     q->state_free = bulk_state_free;
     return b;

@@ -26,7 +26,8 @@ typedef struct page {
     buf_t out;
     size_t n;
     int err;
-    json_t *revealed; /* ids shown with sensitive data in clear */
+    json_t *revealed;        /* ids shown with sensitive data in clear */
+    json_t *revealed_fields; /* and which sensitive fields */
 } page_t;
 
 static int page_row(void *ctx, const store_record_t *rec)
@@ -34,9 +35,18 @@ static int page_row(void *ctx, const store_record_t *rec)
     page_t *p = ctx;
     size_t mark = p->out.len;
     if (p->n) buf_addc(&p->out, ',');
-    int revealed = 0;
-    int rc =
-        api_render_record(&p->view, p->c, rec, NULL, &p->out, p->view.unmask ? &revealed : NULL);
+    json_t *mine = p->view.unmask ? json_array() : NULL;
+    int rc = api_render_record(&p->view, p->c, rec, NULL, &p->out, mine);
+    int revealed = mine && json_array_size(mine) > 0;
+    for (size_t i = 0; mine && i < json_array_size(mine); i++) {
+        const char *f = json_string_value(json_array_get(mine, i));
+        size_t k;
+        for (k = 0; k < json_array_size(p->revealed_fields); k++)
+            if (strcmp(json_string_value(json_array_get(p->revealed_fields, k)), f) == 0) break;
+        if (k == json_array_size(p->revealed_fields))
+            json_array_append_new(p->revealed_fields, json_string(f));
+    }
+    if (mine) json_decref(mine);
     if (rc < 0) return rc;
     if (rc == 1) { /* outside scope (the scope filter makes this rare) */
         p->out.len = mark;
@@ -113,6 +123,7 @@ static void run_query(http_req_t *r, store_rtxn_t *rt, const store_coll_t *c, js
         f = scoped;
     page_t p = {.r = r, .c = c, .view = api_view(r, q->scope, &sel)};
     p.revealed = json_array();
+    p.revealed_fields = json_array();
     buf_reserve(&p.out, 4096);
     buf_adds(&p.out, "{\"data\":[");
     char *next = NULL;
@@ -131,6 +142,7 @@ static void run_query(http_req_t *r, store_rtxn_t *rt, const store_coll_t *c, js
         free(next);
         buf_free(&p.out);
         json_decref(p.revealed);
+        json_decref(p.revealed_fields);
         api_fail(r, rc);
         return;
     }
@@ -141,8 +153,10 @@ static void run_query(http_req_t *r, store_rtxn_t *rt, const store_coll_t *c, js
         buf_adds(&p.out, "null");
     buf_addc(&p.out, '}');
     free(next);
-    api_respond_revealing(r, coll, json_array_size(p.revealed) ? p.revealed : NULL, &p.out, NULL);
+    api_respond_revealing(r, coll, json_array_size(p.revealed) ? p.revealed : NULL,
+                          p.revealed_fields, &p.out, NULL);
     json_decref(p.revealed);
+    json_decref(p.revealed_fields);
 }
 
 /* A query-string value as a JSON value of the field's type. */

@@ -46,6 +46,8 @@ static void op_prepare(http_req_t *r, store_op_t *op)
     op->udata = g;
     op->guard = api_scope_guard;
     json_t *who = api_audit_who(r);
+    /* the answer echoes the record: in clear for roles that may unmask */
+    if (api_unmask(r)) json_object_set_new(who, "reveal", json_true());
     store_op_set_audit(op, who);
     json_decref(who);
 }
@@ -213,8 +215,8 @@ static void reveal_audited(store_op_t *op, void *ctx)
 
 /* Answers body; if it reveals sensitive data, only after the audit entry
  * naming the ids is committed. */
-void api_respond_revealing(http_req_t *r, const char *coll, json_t *ids, buf_t *body,
-                           const char *etag)
+void api_respond_revealing(http_req_t *r, const char *coll, json_t *ids, json_t *fields,
+                           buf_t *body, const char *etag)
 {
     if (!ids) {
         http_respond(r, 200, "application/json", body->p, body->len, etag);
@@ -230,7 +232,7 @@ void api_respond_revealing(http_req_t *r, const char *coll, json_t *ids, buf_t *
     json_object_set_new(e, "action", json_string("read"));
     json_object_set_new(e, "collection", json_string(coll));
     json_object_set(e, "ids", ids);
-    json_object_set_new(e, "fields", json_array());
+    json_object_set_new(e, "fields", fields ? json_incref(fields) : json_array());
     store_op_t *op = store_op_audit(e);
     json_decref(e);
     store_submit(api_req(r)->ws->st, op, api_inbox(r), reveal_audited, rv);
@@ -267,12 +269,13 @@ void api_h_records_get(http_req_t *r)
     }
     api_view_t v = api_view(r, q->scope, &sel);
     buf_t b = BUF_INIT;
-    int revealed = 0;
-    rc = api_render_record(&v, c, &rec, NULL, &b, &revealed);
+    json_t *revealed = json_array();
+    rc = api_render_record(&v, c, &rec, NULL, &b, revealed);
     uint64_t version = rec.version;
     store_read_end(rt);
     if (rc) {
         buf_free(&b);
+        json_decref(revealed);
         if (rc == 1)
             http_respond_problem(r, 404, "not-found", "no such record", NULL);
         else
@@ -287,17 +290,19 @@ void api_h_records_get(http_req_t *r)
     int wl = snprintf(want, sizeof want, "\"%llu\"", (unsigned long long)version);
     if (inm && ((size_t)wl == n && memcmp(inm, want, n) == 0)) {
         buf_free(&b);
+        json_decref(revealed);
         http_respond(r, 304, NULL, NULL, 0, etag);
         return;
     }
     json_t *ids = NULL;
-    if (revealed) {
+    if (json_array_size(revealed)) {
         char s[ID_TEXT_LEN + 1];
         id_encode(&id, s);
         ids = json_pack("[s]", s);
     }
-    api_respond_revealing(r, c->name, ids, &b, etag);
+    api_respond_revealing(r, c->name, ids, revealed, &b, etag);
     if (ids) json_decref(ids);
+    json_decref(revealed);
 }
 
 /* ---- update, replace, delete ---- */

@@ -52,7 +52,7 @@ static int selected(const api_fields_t *sel, const char *name)
 }
 
 int api_render_record(const api_view_t *v, const store_coll_t *c, const store_record_t *rec,
-                      const json_t *parsed, buf_t *out, int *revealed)
+                      const json_t *parsed, buf_t *out, json_t *revealed)
 {
     int sensitive = auth_coll_has_sensitive(c);
     int need_parse = (v->scope != SCOPE_ALL) || (sensitive && !v->unmask) ||
@@ -69,10 +69,16 @@ int api_render_record(const api_view_t *v, const store_coll_t *c, const store_re
         return 1; /* outside the caller's scope: as if absent */
     }
     if (revealed && sensitive && v->unmask) {
-        for (size_t i = 0; i < c->nfields; i++)
-            if ((c->fields[i].flags & SF_SENSITIVE) && json_object_get(fields, c->fields[i].name) &&
-                selected(v->sel, c->fields[i].name))
-                *revealed = 1;
+        for (size_t i = 0; i < c->nfields; i++) {
+            const char *name = c->fields[i].name;
+            if (!(c->fields[i].flags & SF_SENSITIVE) || !json_object_get(fields, name) ||
+                !selected(v->sel, name))
+                continue;
+            size_t k;
+            for (k = 0; k < json_array_size(revealed); k++)
+                if (strcmp(json_string_value(json_array_get(revealed, k)), name) == 0) break;
+            if (k == json_array_size(revealed)) json_array_append_new(revealed, json_string(name));
+        }
     }
     if (!(sensitive && !v->unmask) && !(v->sel && v->sel->on)) {
         store_record_render(out, rec);

@@ -43,10 +43,10 @@ typedef struct api_export {
 int api_export_page(store_t *st, api_export_t *x, buf_t *out);
 
 /* Appends rec as the viewer may see it. Returns 0 (appended), 1 (outside the
- * viewer's scope: nothing appended), or a KITH_E* error. *revealed (may be
- * NULL) is set when a sensitive value went out unmasked. parsed: rec's fields
- * if already parsed, or NULL. */
+ * viewer's scope: nothing appended), or a KITH_E* error. revealed (may be
+ * NULL) gets the names of sensitive fields that went out unmasked (each once).
+ * parsed: rec's fields if already parsed, or NULL. */
 int api_render_record(const api_view_t *v, const store_coll_t *c, const store_record_t *rec,
-                      const json_t *parsed, buf_t *out, int *revealed);
+                      const json_t *parsed, buf_t *out, json_t *revealed);
 
 #endif

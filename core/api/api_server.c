@@ -190,6 +190,14 @@ static const api_key_entry_t *key_resolve(api_loop_t *lp, const char *tok, size_
     return e;
 }
 
+int api_key_valid(api_loop_t *lp, const char *token, size_t n, const char *role_name)
+{
+    int status;
+    const char *why;
+    const api_key_entry_t *e = key_resolve(lp, token, n, &status, &why);
+    return e && strcmp(e->role->name, role_name) == 0;
+}
+
 /* ---- hooks ---- */
 
 static void req_free(http_req_t *r)

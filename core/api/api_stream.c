@@ -28,6 +28,8 @@ typedef struct sse {
     api_ws_t *ws;
     uint64_t after;
     uint64_t last_sent_ms;
+    char token[AUTH_TOKEN_LEN + 1]; /* re-checked when keys or roles change */
+    uint64_t gen;
     struct sse *next;
 } sse_t;
 
@@ -74,7 +76,13 @@ static void on_tick(uv_timer_t *t)
     sse_t **pp = &sl->streams;
     while (*pp) {
         sse_t *s = *pp;
-        if (http_req_gone(s->r) || lp->hl->draining) {
+        uint64_t gen = atomic_load(&lp->srv->gen);
+        int revoked = 0;
+        if (gen != s->gen) { /* a key or role changed: is ours still good? */
+            s->gen = gen;
+            revoked = !api_key_valid(lp, s->token, strlen(s->token), api_req(s->r)->role->name);
+        }
+        if (http_req_gone(s->r) || lp->hl->draining || revoked) {
             *pp = s->next;
             sse_end(s);
             free(s);
@@ -164,6 +172,13 @@ void api_h_changes_stream(http_req_t *r)
     s->r = r;
     s->ws = q->ws;
     s->after = after;
+    s->gen = atomic_load(&q->srv->gen);
+    size_t tl;
+    const char *auth = http_req_header(r, "authorization", &tl);
+    while (auth && tl && auth[tl - 1] == ' ')
+        tl--;
+    if (auth && tl >= 7 + AUTH_TOKEN_LEN)
+        memcpy(s->token, auth + tl - AUTH_TOKEN_LEN, AUTH_TOKEN_LEN);
     s->last_sent_ms = uv_now(&q->lp->hl->net.loop);
     sse_loop_t *sl = sse_loop(q->lp);
     s->next = sl->streams;

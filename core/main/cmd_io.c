@@ -229,9 +229,13 @@ int cmd_export(const cli_cmd_t *cmd, int argc, char **argv)
             rc = cli_fail(cmd, "%s: %s", o.out ? o.out : "stdout", strerror(errno));
         buf_free(&b);
     }
-    if (out && out != stdout && fclose(out) != 0 && rc == 0)
-        rc = cli_fail(cmd, "%s: %s", o.out, strerror(errno));
-    if (out == stdout) fflush(stdout);
+    if (out == stdout) {
+        fflush(stdout);
+    } else if (out) {
+        int closed = fclose(out);
+        out = NULL;
+        if (closed != 0 && rc == 0) rc = cli_fail(cmd, "%s: %s", o.out, strerror(errno));
+    }
     if (rc == 0 && o.out)
         fprintf(stderr, "kith export: %llu record(s) to %s\n", (unsigned long long)x.rows, o.out);
     free(x.cursor);

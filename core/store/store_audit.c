@@ -43,9 +43,10 @@ static const char *const op_actions[] = {
     [STORE_OP_UPSERT] = "upsert",
 };
 
-/* Appends one entry: who gives actor and request (and may override action). */
+/* Appends one entry: who gives actor and request (and may override action).
+ * revealed (may be NULL): sensitive fields the caller's answer shows in clear. */
 static int audit_append(store_wtxn_t *w, const json_t *who, const char *action, const char *coll,
-                        const json_t *ids, const json_t *fields)
+                        const json_t *ids, const json_t *fields, const json_t *revealed)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(w->txn, w->st->dbi[DB_AUDIT], &cur);
@@ -81,6 +82,10 @@ static int audit_append(store_wtxn_t *w, const json_t *who, const char *action, 
     json_write_value(&b, ids);
     buf_adds(&b, ",\"fields\":");
     json_write_value(&b, fields);
+    if (revealed && json_array_size(revealed)) {
+        buf_adds(&b, ",\"revealed\":");
+        json_write_value(&b, revealed);
+    }
     buf_adds(&b, ",\"prev\":\"");
     buf_add(&b, prev, HASH_HEX);
     buf_adds(&b, "\"}");
@@ -95,9 +100,25 @@ static int audit_append(store_wtxn_t *w, const json_t *who, const char *action, 
     return store_mdb_err(rc, "audit");
 }
 
+/* The sensitive fields present in the op's resulting record. */
+static json_t *sensitive_present(store_wtxn_t *w, const store_op_t *op)
+{
+    const store_coll_t *c = store_schema_coll(w->schema, op->coll);
+    json_t *out = json_array();
+    json_t *rec = c && op->json ? json_parse(op->json, op->json_len) : NULL;
+    for (size_t i = 0; rec && i < c->nfields; i++)
+        if ((c->fields[i].flags & SF_SENSITIVE) && json_object_get(rec, c->fields[i].name))
+            json_array_append_new(out, json_string(c->fields[i].name));
+    if (rec) json_decref(rec);
+    return out;
+}
+
 int store_audit_op(store_wtxn_t *w, store_op_t *op)
 {
-    if (!op->audit || op->idem_replayed || op->nochange) return 0;
+    /* "reveal": the caller sees its answer's sensitive fields in clear, so even
+     * an update that changed nothing is recorded (as what it showed) */
+    int reveal = op->audit && json_is_true(json_object_get(op->audit, "reveal"));
+    if (!op->audit || op->idem_replayed || (op->nochange && !reveal)) return 0;
     if (op->kind == STORE_OP_AUDIT) {
         json_t *ids = json_object_get(op->audit, "ids");
         json_t *fields = json_object_get(op->audit, "fields");
@@ -105,7 +126,7 @@ int store_audit_op(store_wtxn_t *w, store_op_t *op)
         json_t *e = json_array();
         int rc =
             audit_append(w, op->audit, "read", json_is_string(coll) ? json_string_value(coll) : "",
-                         json_is_array(ids) ? ids : e, json_is_array(fields) ? fields : e);
+                         json_is_array(ids) ? ids : e, json_is_array(fields) ? fields : e, NULL);
         json_decref(e);
         return rc;
     }
@@ -122,7 +143,9 @@ int store_audit_op(store_wtxn_t *w, store_op_t *op)
         json_t *v;
         json_object_foreach(op->data, k, v) json_array_append_new(fields, json_string(k));
     }
-    int rc = audit_append(w, op->audit, op_actions[op->kind], op->coll, ids, fields);
+    json_t *revealed = reveal && op->kind != STORE_OP_DELETE ? sensitive_present(w, op) : NULL;
+    int rc = audit_append(w, op->audit, op_actions[op->kind], op->coll, ids, fields, revealed);
+    if (revealed) json_decref(revealed);
     json_decref(ids);
     json_decref(fields);
     return rc;

@@ -177,3 +177,379 @@ def schema(srv, key, name, fields):
     r = srv.req("PUT", f"/v1/schema/{name}", key=key, body={"fields": fields})
     assert r.status in (200, 201), r
     return r.json
+
+
+# ---- helpers for protocol-level tests (raw bytes, limits, responses) ----
+
+def set_limits(datadir, **limits):
+    """Writes limits into <datadir>/kith.json (takes effect at the next start)."""
+    p = os.path.join(str(datadir), "kith.json")
+    with open(p) as f:
+        cfg = json.load(f)
+    cfg.setdefault("limits", {}).update(limits)
+    with open(p, "w") as f:
+        json.dump(cfg, f, indent=2)
+
+
+def parse_responses(data, head=False):
+    """Splits raw bytes into HTTP/1.1 responses (Content-Length, chunked or
+    until-close bodies; 1xx and 204/304 have none; head=True: no bodies).
+    Returns (responses, leftover bytes that were not a complete response)."""
+    out = []
+    while data:
+        i = data.find(b"\r\n\r\n")
+        if i < 0:
+            break
+        lines = data[:i].decode("latin-1").split("\r\n")
+        rest = data[i + 4:]
+        m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+        if not m:
+            break
+        status = int(m.group(1))
+        hdrs = []
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hdrs.append((k.strip(), v.strip()))
+        h = {k.lower(): v for k, v in hdrs}
+        if 100 <= status < 200 or status in (204, 304) or head:
+            body = b""
+        elif "content-length" in h:
+            n = int(h["content-length"])
+            if len(rest) < n:
+                break
+            body, rest = rest[:n], rest[n:]
+        elif "chunked" in h.get("transfer-encoding", ""):
+            body, ok = b"", False
+            while True:
+                j = rest.find(b"\r\n")
+                if j < 0:
+                    break
+                size = int(rest[:j].split(b";")[0], 16)
+                if size == 0:
+                    k = rest.find(b"\r\n\r\n", j)
+                    if k < 0:
+                        break
+                    rest, ok = rest[k + 4:], True
+                    break
+                if len(rest) < j + 2 + size + 2:
+                    break
+                body += rest[j + 2:j + 2 + size]
+                rest = rest[j + 2 + size + 2:]
+            if not ok:
+                break
+        else:
+            body, rest = rest, b""
+        out.append(Response(status, hdrs, body))
+        data = rest
+    return out, data
+
+
+class RawConn:
+    """One connection (TLS unless srv.plain) for sending raw bytes in pieces
+    and reading what comes back. .closed tells whether the server closed."""
+
+    def __init__(self, srv, timeout=10.0):
+        self.srv = srv
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+        if not srv.plain:
+            s = srv.ssl_context().wrap_socket(s, server_hostname="localhost")
+        self.sock = s
+        self.buf = b""
+        self.closed = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def half_close(self):
+        """Ends our sending side (TCP FIN; no TLS close_notify) and keeps reading."""
+        socket.socket.shutdown(self.sock, socket.SHUT_WR)
+
+    def _recv(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            c = self.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            return None
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+            c = b""
+        if not c:
+            self.closed = True
+        self.buf += c
+        return c
+
+    def read_until_close(self, timeout=10.0):
+        """Everything until the server closes; raises if it does not in time."""
+        end = time.time() + timeout
+        while not self.closed:
+            left = end - time.time()
+            if left <= 0 or self._recv(left) is None:
+                raise AssertionError(f"the server did not close the connection within "
+                                     f"{timeout}s; got {self.buf[:500]!r}")
+        return self.buf
+
+    def read_responses(self, n, timeout=10.0, head=False):
+        """Reads until n complete responses are in (not counting 1xx unless
+        asked by the caller through parse_responses); returns them."""
+        end = time.time() + timeout
+        rs, rest = parse_responses(self.buf, head=head)
+        # parse only what arrives (over TLS a read may bring one small record)
+        finals = sum(1 for r in rs if r.status >= 200)
+        while finals < n and not self.closed:
+            left = end - time.time()
+            c = self._recv(left) if left > 0 else None
+            if c is None:
+                break
+            more, rest = parse_responses(rest + c, head=head)
+            rs += more
+            finals += sum(1 for r in more if r.status >= 200)
+        return rs
+
+    def wait_closed(self, timeout):
+        """True if the server closes within timeout (data read meanwhile kept)."""
+        end = time.time() + timeout
+        while not self.closed:
+            left = end - time.time()
+            if left <= 0 or self._recv(left) is None:
+                return False
+        return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def alive(srv):
+    """The process runs and answers GET /healthz on a fresh connection."""
+    if srv.proc.poll() is not None:
+        return False
+    try:
+        r = srv.req("GET", "/healthz", keepalive=False)
+    except (OSError, http.client.HTTPException):
+        return False
+    return r.status == 200
+
+
+# ---- helpers added for the permission / masking suites (append-only) ----
+
+class SSEStream:
+    """An open GET on a text/event-stream route (Server-Sent Events).
+
+    .status and .headers are known once opened; events() reads and parses
+    events until a predicate holds, the server ends the stream, or the guard
+    timeout passes (the timeout only keeps a broken server from hanging the
+    test; nothing asserts on how long anything took)."""
+
+    def __init__(self, srv, path, key=None, headers=None, timeout=10.0):
+        import http.client as hc
+        self.conn = srv.connection()
+        self.conn.timeout = timeout
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = f"Bearer {key}"
+        self.conn.request("GET", path, headers=h)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.raw = b""          # everything read so far (for "never appears" checks)
+        self.ended = False
+        self._pending = b""
+        self._hc = hc
+        if self.status != 200:
+            self.raw = self.resp.read()
+            self.ended = True
+
+    def _read_some(self, deadline):
+        while time.time() < deadline:
+            try:
+                chunk = self.resp.read1(65536)
+            except socket.timeout:
+                continue
+            except (self._hc.IncompleteRead, ConnectionError, ssl.SSLError, OSError, ValueError):
+                self.ended = True
+                return b""
+            if not chunk:
+                self.ended = True
+                return b""
+            return chunk
+        return None
+
+    def events(self, until=None, timeout=10.0):
+        """Reads events ({"id", "event", "data"} dicts, data JSON-decoded when
+        possible) until until(all_events_so_far) is true, the stream ends, or
+        the guard timeout. Returns the events read by this call."""
+        out = []
+        deadline = time.time() + timeout
+        while not self.ended:
+            while b"\n\n" in self._pending:
+                block, self._pending = self._pending.split(b"\n\n", 1)
+                ev = {}
+                for line in block.decode(errors="replace").split("\n"):
+                    if not line or line.startswith(":"):
+                        continue
+                    k, _, v = line.partition(":")
+                    ev[k] = v[1:] if v.startswith(" ") else v
+                if "data" in ev:
+                    try:
+                        ev["data"] = json.loads(ev["data"])
+                    except ValueError:
+                        pass
+                if ev:
+                    out.append(ev)
+            if until is not None and until(out):
+                return out
+            chunk = self._read_some(deadline)
+            if chunk is None:
+                return out
+            self.raw += chunk
+            self._pending += chunk
+        return out
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def sse(srv, path, key=None, headers=None, timeout=10.0):
+    """Opens an SSE stream on srv (see SSEStream)."""
+    return SSEStream(srv, path, key=key, headers=headers, timeout=timeout)
+
+
+def start_server(tmp_dir):
+    """`kith init` in tmp_dir/data and a running server on it, with .admin
+    set; for module-scoped fixtures (the `server` fixture is per test)."""
+    import pathlib
+    d = pathlib.Path(tmp_dir) / "data"
+    p = kith("init", "--data", d, check=0)
+    token = p.stdout.strip().splitlines()[-1].split("=", 1)[1]
+    srv = KithServer(d).start()
+    srv.admin = token
+    return srv
+
+
+def workspace_create(srv, name):
+    """`kith workspace create NAME` on the server's data directory."""
+    kith("workspace", "create", name, "--data", srv.datadir, check=0)
+    return name
+
+
+def me(srv, key):
+    r = srv.req("GET", "/v1/me", key=key)
+    assert r.status == 200, r
+    return r.json
+
+
+def list_all(srv, key, coll, query="", limit=1000):
+    """Every record of GET /v1/{coll} the key may see, following cursors."""
+    import urllib.parse
+    out, cursor = [], None
+    while True:
+        q = f"limit={limit}" + (f"&{query}" if query else "")
+        if cursor:
+            q += "&cursor=" + urllib.parse.quote(cursor, safe="")
+        r = srv.req("GET", f"/v1/{coll}?{q}", key=key)
+        assert r.status == 200, r
+        out += r.json["data"]
+        cursor = r.json["next_cursor"]
+        if not cursor:
+            return out
+
+
+def query_all(srv, key, coll, body=None, limit=1000):
+    """Every record of POST /v1/{coll}/query the key may see, following cursors."""
+    out, cursor = [], None
+    while True:
+        b = dict(body or {})
+        b["limit"] = limit
+        if cursor:
+            b["cursor"] = cursor
+        r = srv.req("POST", f"/v1/{coll}/query", key=key, body=b)
+        assert r.status == 200, r
+        out += r.json["data"]
+        cursor = r.json["next_cursor"]
+        if not cursor:
+            return out
+
+
+def audit_all(srv, key, after=0):
+    """Every audit entry after seq `after` (GET /v1/audit, paged)."""
+    out = []
+    while True:
+        r = srv.req("GET", f"/v1/audit?after={after}&limit=1000", key=key)
+        assert r.status == 200, r
+        page = r.json["entries"]
+        out += page
+        if not page:
+            return out
+        after = r.json["next_after"]
+
+
+def changes_all(srv, key, after=0):
+    """Every change-log entry the key may see after seq `after` (GET /v1/changes, paged)."""
+    out = []
+    while True:
+        r = srv.req("GET", f"/v1/changes?after={after}&limit=1000", key=key)
+        assert r.status == 200, r
+        out += r.json["changes"]
+        if r.json["next_after"] >= r.json["last_seq"] or r.json["next_after"] == after:
+            return out
+        after = r.json["next_after"]
+
+
+def is_forbidden(resp):
+    """True when resp is exactly a 403 problem+json of type .../forbidden."""
+    if resp.status != 403:
+        return False
+    if not resp.headers.get("content-type", "").startswith("application/problem+json"):
+        return False
+    try:
+        p = resp.json
+    except ValueError:
+        return False
+    return p.get("status") == 403 and str(p.get("type", "")).endswith("/forbidden")
+
+
+def send_whole(srv, method, path, key=None, body=b"", ctype=None, headers=None, timeout=30):
+    """One request on a fresh connection, its head and body written together
+    in a single send (http.client writes them apart; the server must cope with
+    both: test_api_permissions.py's test_streamed_body_after_the_head)."""
+    import http.client as hc
+    if isinstance(body, str):
+        body = body.encode()
+    if body is not None and not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+        ctype = ctype or "application/json"
+    body = body or b""
+    h = {"Host": "localhost", "Content-Length": str(len(body)), "Connection": "close"}
+    if key:
+        h["Authorization"] = f"Bearer {key}"
+    if ctype:
+        h["Content-Type"] = ctype
+    h.update(headers or {})
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items())
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    if not srv.plain:
+        s = srv.ssl_context().wrap_socket(s, server_hostname="localhost")
+    try:
+        s.sendall(head.encode() + b"\r\n" + body)
+        resp = hc.HTTPResponse(s, method=method)
+        resp.begin()
+        data = resp.read()
+        return Response(resp.status, resp.getheaders(), data)
+    finally:
+        s.close()

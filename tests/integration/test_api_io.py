@@ -100,6 +100,7 @@ def test_import_maps_converts_upserts_and_reports_rows(server):
 def stream_post(srv, path, key, fileobj, size, ctype):
     """POST a large body from a file object without holding it in memory."""
     conn = srv.connection()
+    conn.timeout = 900  # the answer (the report) comes when the last row is in
     conn.putrequest("POST", path)
     conn.putheader("Authorization", f"Bearer {key}")
     conn.putheader("Content-Type", ctype)
@@ -130,9 +131,23 @@ def test_online_retail_541909_rows_through_the_api(server, tmp_path):
         {"name": "country", "type": "string", "indexed": True},
     ])
     raw = tmp_path / "retail.csv"
+    # KITH_TEST_ROWS (set by the sanitizer test preset, where LMDB's per-
+    # transaction allocations make each row ~50x slower) imports a prefix
+    limit = int(os.environ.get("KITH_TEST_ROWS", "0"))
     with gzip.open(RETAIL, "rb") as src, open(raw, "wb") as dst:
-        shutil.copyfileobj(src, dst)
+        if limit:
+            for i, line in enumerate(src):
+                if i > limit:
+                    break
+                dst.write(line)
+        else:
+            shutil.copyfileobj(src, dst)
     size = raw.stat().st_size
+    # the oracle, from Python's csv module over the same bytes
+    with open(raw, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    want_failed = sum(1 for r in rows if r["Description"] == "")
+    want_invoices = {r["InvoiceNo"] for r in rows if r["CustomerID"] == "12347"}
     # header names map by name once normalised: InvoiceNo -> invoiceno does not,
     # so give the mapping explicitly
     mp = json.dumps({"InvoiceNo": "invoice_no", "StockCode": "stock_code",
@@ -145,19 +160,23 @@ def test_online_retail_541909_rows_through_the_api(server, tmp_path):
                                "text/csv")
     assert st == 200, body[:500]
     rep = json.loads(body)
-    # SOURCE.md: 541,909 rows; Description empty on 1,454 of them (required here)
-    assert rep["rows"] == 541909
-    assert rep["failed"] == 1454 and rep["created"] == 541909 - 1454
-    assert rep["errors_truncated"] is True and len(rep["errors"]) == 1000
+    assert rep["rows"] == len(rows)
+    assert rep["failed"] == want_failed and rep["created"] == len(rows) - want_failed
+    if not limit:
+        # SOURCE.md: 541,909 rows; Description empty on 1,454 of them (required here)
+        assert rep["rows"] == 541909 and rep["failed"] == 1454
+        assert rep["errors_truncated"] is True and len(rep["errors"]) == 1000
     assert all(e["errors"][0]["field"] == "description" for e in rep["errors"])
     # a query over what was imported: SOURCE.md's customer 12347 has 7 invoices
     q = server.req("POST", "/v1/invoice_lines/query", key=k,
                    body={"filter": {"customer_id": 12347}, "limit": 1000, "fields": ["invoice_no"]})
     assert q.status == 200
-    assert len({x["invoice_no"] for x in q.json["data"]}) == 7
+    assert {x["invoice_no"] for x in q.json["data"]} == want_invoices
+    if not limit:
+        assert len(want_invoices) == 7
     server.stop()
     c = kith("check", "--data", server.datadir, check=0)
-    assert "540455 records" in c.stdout.replace(",", "") or " 540456 records" in c.stdout
+    assert re.search(rf"\b{len(rows) - want_failed} records", c.stdout.replace(",", "")), c.stdout
 
 
 def test_export_csv_and_ndjson_round_trip(server):

@@ -133,3 +133,66 @@ def test_schema_and_openapi(server):
     assert "/v1/contacts/{id}" in doc["paths"]
     bad = server.req("PUT", "/v1/schema/contacts/fields/age", key=k, body={"type": "string"})
     assert bad.status == 422 and bad.json["errors"][0]["field"] == "age"
+
+
+SCOPED = [
+    {"name": "name", "type": "string", "required": True},
+    {"name": "email", "type": "email", "unique": True, "sensitive": True},
+    {"name": "owner", "type": "string", "indexed": True},
+    {"name": "team", "type": "string", "indexed": True},
+]
+
+
+def test_unique_violation_does_not_name_the_other_record(server):
+    """A 409 must not tell a caller which record holds the value (it may be one
+    the caller cannot see)."""
+    k = server.admin
+    schema(server, k, "people", SCOPED)
+    other = server.req("POST", "/v1/people", key=k,
+                       body={"name": "O", "email": "o@x.io", "owner": "someone"}).json["id"]
+    sales = server.key("sales", user="u1", team="t1")
+    r = server.req("POST", "/v1/people", key=sales, body={"name": "S", "email": "o@x.io"})
+    assert r.status == 409
+    assert other not in r.body.decode() and "o@x.io" not in r.body.decode()
+
+
+def test_bulk_and_import_default_owner_and_team_like_post(server):
+    k = server.admin
+    schema(server, k, "people", SCOPED)
+    sales = server.key("sales", user="u1", team="t1")
+    b = server.req("POST", "/v1/people/bulk", key=sales, body='{"name":"B"}\n',
+                   ctype="application/x-ndjson")
+    assert b.status == 200
+    line = json.loads(b.body.decode().splitlines()[0])
+    assert line["status"] == 201, line
+    importer = server.key("manager")  # imports need the import action
+    i = server.req("POST", "/v1/roles/ops", key=k, body=None)
+    assert i.status in (404, 405)
+    # a scoped role that may import: a custom role
+    role = {"collections": {"people": {"actions": ["read", "create", "import"], "scope": "team"}}}
+    assert server.req("PUT", "/v1/roles/importer", key=k, body=role).status == 201
+    imp_key = server.key("importer", user="u2", team="t2")
+    r = server.req("POST", "/v1/people/import", key=imp_key, body="name\nI\n", ctype="text/csv")
+    assert r.status == 200 and r.json["created"] == 1, r
+    recs = {x["name"]: x for x in server.req("GET", "/v1/people", key=k).json["data"]}
+    assert recs["B"]["owner"] == "u1" and recs["B"]["team"] == "t1"
+    assert recs["I"]["owner"] == "u2" and recs["I"]["team"] == "t2"
+    # upserting on a sensitive field the role sees masked is refused (an oracle)
+    up = server.req("POST", "/v1/people/import?upsert=email", key=imp_key,
+                    body="name,email\nX,o@x.io\n", ctype="text/csv")
+    assert up.status == 403
+    del importer
+
+
+def test_key_changes_are_audited(server):
+    k = server.admin
+    c = server.req("POST", "/v1/keys", key=k, body={"role": "readonly", "label": "bot"})
+    assert c.status == 201
+    kid = c.json["id"]
+    assert server.req("DELETE", f"/v1/keys/{kid}", key=k).status == 204
+    entries = server.req("GET", "/v1/audit?limit=1000", key=k).json["entries"]
+    acts = [(e["action"], e["ids"]) for e in entries]
+    assert ("key.create", [kid]) in acts and ("key.revoke", [kid]) in acts
+    create = [e for e in entries if e["action"] == "key.create"][0]
+    assert create["request"] == c.headers["x-request-id"]
+    assert "token" not in json.dumps(create)
