@@ -4,6 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <malloc.h>
+
+void mem_init(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 static void mem_die(size_t n)
 {
     fprintf(stderr, "kith: out of memory allocating %zu bytes\n", n);

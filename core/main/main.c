@@ -5,6 +5,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -92,6 +93,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    mem_init();
     if (argc < 2) {
         usage(stderr);
         return CLI_ERROR;

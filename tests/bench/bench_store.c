@@ -192,17 +192,21 @@ static int count_row(void *ctx, const store_record_t *rec)
 
 int main(int argc, char **argv)
 {
+    mem_init();
     if (argc < 2) {
         fprintf(stderr, "usage: bench_store DIR [--records N]\n");
         return 2;
     }
     uint64_t nrec = 1000000;
     int only_creates = 0, no_baseline = 0;
+    size_t raw_creates = 0; /* --raw-creates N: only the raw baseline at N submitters */
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
             nrec = strtoull(argv[i + 1], NULL, 10);
         if (strcmp(argv[i], "--only-creates") == 0) only_creates = 1;
         if (strcmp(argv[i], "--no-baseline") == 0) no_baseline = 1; /* for profiling */
+        if (strcmp(argv[i], "--raw-creates") == 0 && i + 1 < argc)
+            raw_creates = strtoul(argv[i + 1], NULL, 10);
     }
     const char *dir = argv[1];
     mkdir(dir, 0750);
@@ -223,6 +227,15 @@ int main(int argc, char **argv)
     raw_t raw = {0};
     raw_open(&raw, p1);
     raw.ids = xmalloc(nrec * sizeof *raw.ids);
+    if (raw_creates) {
+        /* the HTTP benchmark's baseline: the same durable creates, raw, on a
+         * collection of nrec records */
+        raw_load(&raw, jsons, jl, nrec, BATCH, 0, 0);
+        double rate = raw_load(&raw, jsons, jl, 40000, raw_creates, nrec, 0);
+        printf("raw_creates submitters=%zu rate=%.0f\n", raw_creates, rate);
+        mdb_env_close(raw.env);
+        return 0;
+    }
     store_t *st;
     store_opts_t o = {.create = 1, .map_size = (size_t)1 << 30, .batch_max = BATCH};
     if (store_open(&st, p2, &o)) {

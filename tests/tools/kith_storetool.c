@@ -321,6 +321,7 @@ static int cmd_put(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    mem_init();
     if (argc >= 2 && strcmp(argv[1], "write") == 0) return cmd_write(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "verify") == 0) return cmd_verify(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "put") == 0) return cmd_put(argc - 1, argv + 1);
