@@ -43,6 +43,14 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+/* v as exactly n decimal digits (zero-padded) at *o. */
+static void put_digits(char **o, uint64_t v, size_t n)
+{
+    for (size_t i = n; i-- > 0; v /= 10)
+        (*o)[i] = (char)('0' + v % 10);
+    *o += n;
+}
+
 size_t time_fmt_rfc3339(int64_t us, char *out, size_t cap, int frac_digits)
 {
     int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
@@ -53,6 +61,28 @@ size_t time_fmt_rfc3339(int64_t us, char *out, size_t cap, int frac_digits)
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
     if (frac_digits < 0) frac_digits = frac == 0 ? 0 : (frac % 1000 == 0 ? 3 : 6);
+    if (y >= 0 && y <= 9999 && cap >= 28) {
+        /* the common case without snprintf: it is on every record rendered */
+        char *o = out;
+        put_digits(&o, (uint64_t)y, 4);
+        *o++ = '-';
+        put_digits(&o, m, 2);
+        *o++ = '-';
+        put_digits(&o, d, 2);
+        *o++ = 'T';
+        put_digits(&o, (uint64_t)(sod / 3600), 2);
+        *o++ = ':';
+        put_digits(&o, (uint64_t)(sod / 60 % 60), 2);
+        *o++ = ':';
+        put_digits(&o, (uint64_t)(sod % 60), 2);
+        if (frac_digits == 3 || frac_digits == 6) {
+            *o++ = '.';
+            put_digits(&o, (uint64_t)(frac_digits == 3 ? frac / 1000 : frac), (size_t)frac_digits);
+        }
+        *o++ = 'Z';
+        *o = 0;
+        return (size_t)(o - out);
+    }
     int n;
     if (frac_digits == 3)
         n = snprintf(out, cap, "%04lld-%02u-%02uT%02d:%02d:%02d.%03lldZ", (long long)y, m, d,

@@ -182,7 +182,8 @@ struct store_op {
     char field[STORE_NAME_MAX];
     kith_id_t id;
     int has_id;          /* create: use id instead of a new one */
-    json_t *data;        /* record fields, patch, or definition (owned ref) */
+    json_t *data;        /* record fields, patch, or definition (owned ref;
+                            data and audit are released once the op ran) */
     uint64_t if_version; /* update/replace/delete: 0 = any version */
     char *idem_key;      /* optional idempotency key */
     uint64_t cursor_seq;
@@ -207,6 +208,9 @@ struct store_op {
     int nochange;      /* update that changed nothing: nothing written */
     int idem_replayed; /* result of an earlier op with the same key */
     int upserted;      /* upsert: 1 created, 2 updated (or unchanged: nochange) */
+    store_schema_t *schema; /* success: the schemas the write ran against (a
+                               reference the op holds), to render the result
+                               without a read transaction */
 
     /* plumbing (private) */
     store_op_t *next;

@@ -69,12 +69,13 @@ struct store {
     store_rtxn_t *pool[STORE_POOL_MAX];
     int npool;
 
-    /* Writer queue: q_lock guards q_head, q_tail, q_len, stopping. */
+    /* Writer queue: q_lock guards q_head, q_tail, q_len, stopping, q_wake. */
     uv_mutex_t q_lock;
     uv_cond_t q_cond;
     store_op_t *q_head;
     store_op_t *q_tail;
     size_t q_len;
+    size_t q_wake; /* signal q_cond when q_len reaches this (0: never) */
     int stopping;
     uv_thread_t writer;
     int writer_started;

@@ -117,6 +117,8 @@ void store_op_reset(store_op_t *op)
     memset(&op->rid, 0, sizeof op->rid);
     free(op->diag); /* failures only: a success allocates nothing */
     op->diag = NULL;
+    if (op->schema) store_schema_unref(op->schema);
+    op->schema = NULL;
 }
 
 void store_op_free(store_op_t *op)
@@ -128,6 +130,7 @@ void store_op_free(store_op_t *op)
     free(op->idem_key);
     free(op->consumer);
     free(op->diag);
+    if (op->schema) store_schema_unref(op->schema);
     free(op);
 }
 
