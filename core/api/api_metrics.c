@@ -3,6 +3,7 @@
  */
 #include "api/api_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -118,11 +119,25 @@ void api_metrics_render(api_server_t *s, buf_t *b)
         buf_addf(b, "kith_store_batch_size_count{workspace=\"%s\"} %llu\n", s->ws[i]->name,
                  (unsigned long long)cum);
     }
-    help(b, "kith_store_map_bytes", "gauge", "LMDB map size, by workspace.");
-    for (size_t i = 0; i < s->nws; i++) {
-        store_stats_t ss;
-        store_stats_get(s->ws[i]->st, &ss);
-        buf_addf(b, "kith_store_map_bytes{workspace=\"%s\"} %zu\n", s->ws[i]->name, ss.map_size);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } sizes[] = {
+        {"kith_store_map_bytes", "LMDB map size, by workspace.", offsetof(store_stats_t, map_size)},
+        {"kith_store_used_bytes", "Bytes up to LMDB's last page, by workspace.",
+         offsetof(store_stats_t, used_bytes)},
+        {"kith_store_file_bytes", "Size of data.mdb (zero-filled ahead of use), by workspace.",
+         offsetof(store_stats_t, file_bytes)},
+    };
+    for (size_t m = 0; m < sizeof sizes / sizeof sizes[0]; m++) {
+        help(b, sizes[m].name, "gauge", sizes[m].help);
+        for (size_t i = 0; i < s->nws; i++) {
+            store_stats_t ss;
+            store_stats_get(s->ws[i]->st, &ss);
+            size_t v;
+            memcpy(&v, (const char *)&ss + sizes[m].off, sizeof v);
+            buf_addf(b, "%s{workspace=\"%s\"} %zu\n", sizes[m].name, s->ws[i]->name, v);
+        }
     }
     help(b, "kith_store_queue", "gauge", "Write ops waiting for the writer, by workspace.");
     for (size_t i = 0; i < s->nws; i++) {

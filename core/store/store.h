@@ -283,7 +283,9 @@ typedef struct store_stats {
     uint64_t map_grows;
     uint64_t reopens;
     size_t map_size;
-    size_t queued;                            /* ops waiting for the writer now */
+    size_t used_bytes;                        /* up to LMDB's last page */
+    size_t file_bytes;                        /* data.mdb's size (zero-filled ahead) */
+    size_t queued;                             /* ops waiting for the writer now */
     size_t jobs;                              /* index builds/drops pending */
     uint64_t batch_hist[STORE_BATCH_BUCKETS]; /* committed batches by size */
     uint64_t batch_sum;                       /* ops in committed batches */

@@ -274,6 +274,57 @@ int store_env_grow(store_t *st)
     return 0;
 }
 
+/* How much zero-filled file to keep ahead of LMDB: an eighth of what is in
+ * use, 4 MiB at least, 64 MiB at most. */
+#define FILL_MIN (4u << 20)
+#define FILL_MAX (64u << 20)
+#define FILL_CHUNK (1u << 20)
+
+void store_env_fill_ahead(store_t *st)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    MDB_txn *t;
+    int fd;
+    if (st->opts.read_only || mdb_env_get_fd(st->env, &fd)) return;
+    if (st->file_end >= FILL_MIN && mdb_env_info(st->env, &info) == 0 &&
+        mdb_env_stat(st->env, &ms) == 0 &&
+        st->file_end > ((size_t)info.me_last_pgno + 1) * ms.ms_psize + FILL_MAX / 2)
+        return; /* the common case, without a transaction */
+    /* A write transaction holds every other process's writer off while we
+     * look at the last page and write beyond it. */
+    if (mdb_txn_begin(st->env, NULL, 0, &t)) return;
+    if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms)) goto out;
+    if (st->file_end == 0) {
+        struct stat sb;
+        if (fstat(fd, &sb) == 0) st->file_end = (size_t)sb.st_size;
+    }
+    size_t used = ((size_t)info.me_last_pgno + 1) * ms.ms_psize;
+    size_t ahead = used / 8;
+    ahead = ahead < FILL_MIN ? FILL_MIN : ahead > FILL_MAX ? FILL_MAX : ahead;
+    if (st->file_end < used) st->file_end = used;
+    if (st->file_end - used >= ahead / 2) goto out;
+    size_t end = used + ahead;
+    if (end > st->map_size) end = st->map_size;
+    /* Beyond LMDB's last page nothing reads or writes but this writer
+     * thread's own commits, so the zeros cannot overwrite data. They are
+     * made durable by the next commit's fdatasync. */
+    static const char zeros[FILL_CHUNK];
+    while (st->file_end < end) {
+        size_t n = end - st->file_end < FILL_CHUNK ? end - st->file_end : FILL_CHUNK;
+        ssize_t w = pwrite(fd, zeros, n, (off_t)st->file_end);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) continue;
+            log_warn("store", "%s: cannot fill ahead in data.mdb: %s", st->dir,
+                     w < 0 ? strerror(errno) : "short write");
+            break; /* LMDB grows the file itself; a full disk surfaces there */
+        }
+        st->file_end += (size_t)w;
+    }
+out:
+    mdb_txn_abort(t);
+}
+
 int store_env_adopt(store_t *st)
 {
     pthread_rwlock_wrlock(&st->env_lock);
@@ -294,6 +345,7 @@ int store_env_reopen(store_t *st)
     pool_flush(st);
     mdb_env_close(st->env);
     st->env = NULL;
+    st->file_end = 0;
     int rc = env_open_dir(st);
     if (rc == 0) rc = env_open_dbs(st);
     pthread_rwlock_unlock(&st->env_lock);
@@ -395,6 +447,16 @@ void store_stats_get(store_t *st, store_stats_t *out)
         out->batch_hist[i] = atomic_load(&st->batch_hist[i]);
     out->batch_sum = atomic_load(&st->batch_sum);
     out->map_size = st->map_size;
+    pthread_rwlock_rdlock(&st->env_lock);
+    MDB_envinfo info;
+    MDB_stat ms;
+    struct stat sb;
+    int fd;
+    if (st->env && mdb_env_info(st->env, &info) == 0 && mdb_env_stat(st->env, &ms) == 0)
+        out->used_bytes = ((size_t)info.me_last_pgno + 1) * ms.ms_psize;
+    if (st->env && mdb_env_get_fd(st->env, &fd) == 0 && fstat(fd, &sb) == 0)
+        out->file_bytes = (size_t)sb.st_size;
+    pthread_rwlock_unlock(&st->env_lock);
     uv_mutex_lock(&st->q_lock);
     out->queued = st->q_len;
     uv_mutex_unlock(&st->q_lock);

@@ -56,6 +56,7 @@ struct store {
     MDB_env *env;
     MDB_dbi dbi[DB__COUNT];
     size_t map_size;
+    size_t file_end; /* bytes of data.mdb known written (zero-filled ahead); writer only */
 
     /* Readers hold it shared for the life of a read txn; the writer holds it
      * exclusively to remap (grow) or reopen the environment, which LMDB allows
@@ -127,6 +128,10 @@ int store_meta_get_u64(MDB_txn *txn, store_t *st, const char *key, uint64_t *v);
 int store_meta_put_u64(MDB_txn *txn, store_t *st, const char *key, uint64_t v);
 /* Grows the map (doubling) with every reader of this process held off. */
 int store_env_grow(store_t *st);
+/* Keeps zero-filled space ahead of LMDB's last page, so a commit rarely
+ * grows the file (growing it costs a journal commit on every fdatasync).
+ * Writer thread only, between commits. */
+void store_env_fill_ahead(store_t *st);
 /* Takes the map size another process has set. */
 int store_env_adopt(store_t *st);
 /* Closes and reopens the environment after MDB_PANIC. Writer thread only. */

@@ -280,6 +280,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             store_schema_unref(w.schema);
         }
         if (w.jobs_changed) jobs_recount(st);
+        store_env_fill_ahead(st);
         atomic_fetch_add(&st->n_commits, 1);
         int bucket = 0;
         for (size_t lim = 1; bucket < STORE_BATCH_BUCKETS - 1 && n > lim; lim *= 4)
