@@ -24,6 +24,8 @@ typedef struct api_ws {
     pthread_mutex_t roles_lock; /* guards roles, nroles */
     auth_role_t **roles;        /* custom roles loaded so far; never freed before the server */
     size_t nroles, roles_cap;
+    struct bus *bus;            /* handlers of this workspace (api_scripts.c) */
+    struct lua_host *lua;       /* its scripts, on its writer thread */
 } api_ws_t;
 
 typedef struct api_route_metrics {
@@ -169,5 +171,13 @@ void api_h_me(http_req_t *r);
 void api_h_health(http_req_t *r);
 void api_h_metrics(http_req_t *r);
 void api_h_routes(http_req_t *r);
+void api_h_hooks(http_req_t *r);
+void api_h_scripts_list(http_req_t *r);
+void api_h_scripts_get(http_req_t *r);
+void api_h_scripts_put(http_req_t *r);
+void api_h_scripts_delete(http_req_t *r);
+/* Gives an opened workspace its bus and Lua host and loads its scripts. */
+int api_ws_extend(api_ws_t *w);
+void api_ws_extend_free(api_ws_t *w);
 
 #endif

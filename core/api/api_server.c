@@ -43,6 +43,7 @@ void api_server_free(api_server_t *s)
     for (size_t i = 0; i < s->nws; i++) {
         api_ws_t *w = s->ws[i];
         store_close(w->st);
+        api_ws_extend_free(w);
         for (size_t k = 0; k < w->nroles; k++)
             free(w->roles[k]);
         free(w->roles);
@@ -76,6 +77,8 @@ api_ws_t *api_ws_get(api_server_t *s, const char *name)
         snprintf(w->name, sizeof w->name, "%s", name);
         w->st = st;
         pthread_mutex_init(&w->roles_lock, NULL);
+        if (api_ws_extend(w))
+            log_error("api", "workspace %s: scripts not loaded: %s", name, err_last()->msg);
         s->ws[s->nws++] = w;
         log_info("api", "workspace %s opened", name);
     }
@@ -421,6 +424,14 @@ void api_fail(http_req_t *r, int code)
         break;
     case KITH_EVETO:
         status = 422, type = "vetoed";
+        break;
+    case KITH_EHANDLER:
+        /* the handler's message may quote record data the caller's role
+         * may not see: it goes to the log, the caller gets the request id */
+        status = 500, type = "handler-failed";
+        log_error("api", "request %s: %s", r->id, detail);
+        detail = "a rule failed while handling this write (the server log has the details, "
+                 "under this request's id)";
         break;
     case KITH_ENOSPC:
         status = 507, type = "no-space";

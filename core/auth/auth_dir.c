@@ -39,6 +39,14 @@ static const char *const workspace_schemas[] = {
     "{\"name\":\"_roles\",\"fields\":["
     "{\"name\":\"name\",\"type\":\"string\",\"required\":true,\"unique\":true,\"max_length\":63},"
     "{\"name\":\"def\",\"type\":\"object\",\"required\":true}]}",
+    /* admin scripts: one record per deployed version (a tombstone deletes) */
+    "{\"name\":\"_scripts\",\"fields\":["
+    "{\"name\":\"name\",\"type\":\"string\",\"required\":true,\"indexed\":true,\"max_length\":64},"
+    "{\"name\":\"rev\",\"type\":\"int\",\"required\":true},"
+    "{\"name\":\"key\",\"type\":\"string\",\"required\":true,\"unique\":true,\"max_length\":90},"
+    "{\"name\":\"source\",\"type\":\"text\"},"
+    "{\"name\":\"by\",\"type\":\"string\",\"max_length\":120},"
+    "{\"name\":\"deleted\",\"type\":\"bool\",\"default\":false}]}",
 };
 
 /* Applies system collection definitions (a no-op when they are current). */

@@ -126,6 +126,8 @@ const char *err_name(int code)
         return "shutdown";
     case KITH_EINTERNAL:
         return "internal";
+    case KITH_EHANDLER:
+        return "handler_failed";
     default:
         return "unknown";
     }

@@ -29,6 +29,7 @@ enum {
     KITH_EBUSY = -14,      /* try again later */
     KITH_ESHUTDOWN = -15,  /* the component is stopping */
     KITH_EINTERNAL = -16,  /* a bug: an invariant did not hold */
+    KITH_EHANDLER = -17,   /* a script or plugin handler failed (error, budget) */
 };
 
 #define ERR_MSG_MAX        512

@@ -118,6 +118,7 @@ enum store_change_op {
     STORE_CHANGE_CREATE = 1,
     STORE_CHANGE_UPDATE = 2,
     STORE_CHANGE_DELETE = 3,
+    STORE_CHANGE_EVENT = 4, /* a domain event (store_wtxn_emit): coll is "_event" */
 };
 
 typedef struct store_change {
@@ -130,8 +131,12 @@ typedef struct store_change {
     size_t nchanged;  /* names of the fields the change touched */
     const char *changed[STORE_FIELDS_MAX];
     const char *before; /* JSON object of the previous values of changed fields
-                           (the whole record for deletes), or NULL */
+                           (the whole record for deletes; the payload of an
+                           event), or NULL */
     size_t before_len;
+    const char *event;  /* the event's name (STORE_CHANGE_EVENT), else NULL */
+    const char *origin; /* the handler that wrote it, or NULL (a client) */
+    int depth;          /* cascade depth: 0 for a client's write */
 } store_change_t;
 
 typedef int (*store_change_fn)(void *ctx, const store_change_t *ch);
@@ -262,6 +267,66 @@ int store_exec(store_t *st, store_op_t *op);
 const store_schema_t *store_wtxn_schema(const store_wtxn_t *w);
 int store_wtxn_get(store_wtxn_t *w, const char *coll, const kith_id_t *id, store_record_t *rec);
 int64_t store_wtxn_now(const store_wtxn_t *w);
+
+/* ---- hooks: before-writes and after-commit delivery (for core/bus) ------- */
+
+/* A write about to happen, shown to the before hook inside its op's nested
+ * transaction, after validation. */
+typedef struct store_pending {
+    int op; /* enum store_change_op */
+    const store_coll_t *coll;
+    kith_id_t id;
+    const json_t *before;       /* stored fields (update, delete), or NULL */
+    json_t *after;              /* fields to write (create, update), or NULL; the
+                                   hook may change them and set amended */
+    int amended;                /* after was changed: validate it again */
+    const char *const *changed; /* the fields the write changes */
+    size_t nchanged;
+} store_pending_t;
+
+typedef struct store_hooks {
+    /* Writer thread, in the op's transaction. Return 0 to go on, or a KITH_E*
+     * code with err_set (KITH_EVETO for a refusal) to fail the op. */
+    int (*before)(void *ctx, store_wtxn_t *w, store_pending_t *p);
+    /* Writer thread, at the start of a batch when due, in the batch's
+     * transaction: deliver what committed before it to after-hook consumers
+     * (each delivery in store_wtxn_nested). Sets *on_commit when it wants a
+     * call after every commit, and *wake_us to a time it wants a call at
+     * even with nothing committed (0: none). Return 0, or a KITH_E* code. */
+    int (*deliver)(void *ctx, store_wtxn_t *w, int *on_commit, int64_t *wake_us);
+} store_hooks_t;
+
+/* Installs hooks before the first write; h and ctx must outlive the store. */
+void store_set_hooks(store_t *st, const store_hooks_t *h, void *ctx);
+/* The last sequence the writer committed. Writer thread, or before it runs. */
+uint64_t store_writer_seq(store_t *st);
+/* Asks the writer to call deliver soon (new consumers, scripts). Any thread. */
+void store_hooks_kick(store_t *st);
+
+/* Runs fn(w, arg) in a nested transaction of w: kept if fn returns 0, undone
+ * otherwise (and fn's code returned). Writer thread. */
+int store_wtxn_nested(store_wtxn_t *w, int (*fn)(store_wtxn_t *w, void *arg), void *arg);
+/* Runs a create, update, replace, delete or upsert op inside w, in its own
+ * nested transaction (a failure undoes only it); its before-hooks run, and
+ * its change is logged with w's origin one level deeper. Returns op->status,
+ * with the diagnostic in the thread's err. The caller frees op. */
+int store_wtxn_write(store_wtxn_t *w, store_op_t *op);
+/* Appends a domain event to the change log (payload: a JSON text or NULL). */
+int store_wtxn_emit(store_wtxn_t *w, const char *event, const char *payload, size_t len);
+/* Who writes next: changes are logged with origin (a handler's name, or
+ * NULL) and depth. Returns the previous depth. */
+int store_wtxn_set_origin(store_wtxn_t *w, const char *origin, int depth);
+const char *store_wtxn_origin(const store_wtxn_t *w);
+int store_wtxn_depth(const store_wtxn_t *w);
+/* The last change-log sequence committed before this batch. */
+uint64_t store_wtxn_committed(const store_wtxn_t *w);
+/* store_changes, store_query, store_cursor_get, cursor put inside w. */
+int store_wtxn_changes(store_wtxn_t *w, uint64_t after, size_t limit, store_change_fn fn,
+                       void *ctx);
+int store_wtxn_query(store_wtxn_t *w, const store_query_t *q, store_row_fn fn, void *ctx,
+                     char **next_cursor);
+int store_wtxn_cursor_get(store_wtxn_t *w, const char *consumer, uint64_t *seq);
+int store_wtxn_cursor_put(store_wtxn_t *w, const char *consumer, uint64_t seq);
 
 /* ---- audit log ---------------------------------------------------------------- */
 

@@ -230,9 +230,11 @@ static int walk_log(check_t *ck)
             problem(ck, "change log: gap between %llu and %llu", (unsigned long long)prev,
                     (unsigned long long)seq);
         const uint8_t *p = d.mv_data;
-        if (d.mv_size < 44 || p[0] != 1 || p[1] < 1 || p[1] > 3)
+        if (d.mv_size < 44 || p[0] < 1 || p[0] > 2 || p[1] < 1 ||
+            p[1] > (p[0] == 1 ? STORE_CHANGE_DELETE : STORE_CHANGE_EVENT))
             problem(ck, "change log: entry %llu is malformed", (unsigned long long)seq);
-        else if (!store_schema_coll_by_id(ck->schema, load_u32be(p + 4)))
+        else if (p[1] != STORE_CHANGE_EVENT &&
+                 !store_schema_coll_by_id(ck->schema, load_u32be(p + 4)))
             problem(ck, "change log: entry %llu names unknown collection %u",
                     (unsigned long long)seq, load_u32be(p + 4));
         prev = seq;

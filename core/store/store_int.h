@@ -97,6 +97,16 @@ struct store {
     atomic_uint_fast64_t n_commits, n_ops, n_ops_failed, n_batch_max, n_grows, n_reopens;
     atomic_uint_fast64_t batch_hist[STORE_BATCH_BUCKETS], batch_sum;
     atomic_int fault;
+
+    /* core/bus's hooks (set before the first op); deliver_at_us: when the
+     * writer calls deliver next (0: after the next commit); hooks_kick asks
+     * for a call now (any thread, under q_lock). */
+    const store_hooks_t *hooks;
+    void *hooks_ctx;
+    int deliver_on_commit;    /* writer only */
+    int64_t deliver_wake_us;  /* writer only; 0: none */
+    uint64_t delivered_upto;  /* writer only: committed seq deliver last saw */
+    int hooks_kick;           /* under q_lock */
 };
 
 struct store_rtxn {
@@ -111,6 +121,10 @@ struct store_wtxn {
     store_schema_t *schema; /* includes the batch's earlier schema changes */
     uint64_t seq;           /* last change-log sequence, including this batch */
     int64_t now_us;         /* one clock reading per batch */
+    uint64_t committed;     /* last sequence committed before this batch */
+    const char *origin;     /* the handler writing now (logged with changes), or NULL */
+    int depth;              /* its cascade depth (0: a client's write) */
+    int retry;              /* a nested write hit a STORE_RETRYABLE code */
     int schema_changed;
     int jobs_changed;
 };
@@ -229,6 +243,7 @@ int store_audit_verify(store_t *st, MDB_txn *txn, uint64_t *count,
 /* ---- store_op.c ---- */
 /* Runs op inside w (the op's nested transaction). */
 int store_op_run(store_wtxn_t *w, store_op_t *op);
+int store_log_cursor_put(store_wtxn_t *w, const char *consumer, uint64_t seq);
 /* Forgets results of an earlier attempt (the batch is being retried). */
 void store_op_reset(store_op_t *op);
 

@@ -211,6 +211,39 @@ static void next_id(store_wtxn_t *w, kith_id_t *id)
     *last = *id;
 }
 
+/* The before hook (core/bus) for a write about to happen. *fields (create,
+ * update) may be amended by it, then validated again; names/n are refreshed.
+ * For an update, *before gets the previous values of the changed fields. */
+static int before_hook(store_wtxn_t *w, int kind, const store_coll_t *c, const kith_id_t *id,
+                       const json_t *old, json_t **fields, const char **names, size_t *n)
+{
+    const store_hooks_t *h = w->st->hooks;
+    if (!h || !h->before) return 0;
+    store_pending_t p = {.op = kind, .coll = c, .id = *id, .before = old,
+                         .after = fields ? *fields : NULL, .changed = names, .nchanged = *n};
+    int rc = h->before(w->st->hooks_ctx, w, &p);
+    if (rc || !p.amended || !fields) return rc;
+    json_t *again = store_validate(w, c, *fields, old,
+                                   kind == STORE_CHANGE_CREATE ? VALIDATE_CREATE : VALIDATE_REPLACE);
+    if (!again) {
+        /* name the hook's mistake, not the client's */
+        err_diag_t d;
+        err_save(&d);
+        snprintf(d.msg, sizeof d.msg, "%s: a before-hook's change breaks the schema", c->name);
+        err_restore(&d);
+        return err_last()->code;
+    }
+    json_decref(*fields);
+    *fields = again;
+    *n = 0;
+    for (size_t i = 0; i < c->nfields; i++) {
+        const char *f = c->fields[i].name;
+        json_t *a = old ? json_object_get(old, f) : NULL, *b = json_object_get(again, f);
+        if ((a == NULL) != (b == NULL) || (a && !json_equal(a, b))) names[(*n)++] = f;
+    }
+    return 0;
+}
+
 static int op_create(store_wtxn_t *w, store_op_t *op)
 {
     const store_coll_t *c = op_coll(w, op);
@@ -222,14 +255,22 @@ static int op_create(store_wtxn_t *w, store_op_t *op)
         id = op->id;
     else
         next_id(w, &id);
-    int rc = op->guard ? op->guard(w, op, NULL, fields) : 0;
+    const char *names[STORE_FIELDS_MAX];
+    size_t n = 0;
+    int rc = 0;
+    if (w->st->hooks) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(fields, k, v) names[n++] = k;
+        rc = before_hook(w, STORE_CHANGE_CREATE, c, &id, NULL, &fields, names, &n);
+    }
+    if (rc == 0 && op->guard) rc = op->guard(w, op, NULL, fields);
     if (rc == 0) rc = store_index_update(w, c, &id, NULL, fields);
     char *js = NULL;
     size_t jl = 0;
     if (rc == 0) rc = put_record(w, c, &id, 1, w->now_us, fields, MDB_NOOVERWRITE, &js, &jl);
     if (rc == 0) {
-        const char *names[STORE_FIELDS_MAX];
-        size_t n = 0;
+        n = 0;
         const char *k;
         json_t *v;
         json_object_foreach(fields, k, v) names[n++] = k;
@@ -307,7 +348,7 @@ static int op_modify(store_wtxn_t *w, store_op_t *op)
         }
     }
     uint64_t version = rec.version;
-    int64_t created = rec.created_us;
+    int64_t created = rec.created_us, updated0 = rec.updated_us;
     char *js = NULL;
     size_t jl = 0;
     if (n == 0) {
@@ -316,7 +357,25 @@ static int op_modify(store_wtxn_t *w, store_op_t *op)
         op_set_result(op, &op->id, version, created, rec.updated_us,
                       xstrndup(rec.json, rec.json_len), rec.json_len);
     } else {
-        rc = op->guard ? op->guard(w, op, old, fields) : 0;
+        if (w->st->hooks) {
+            rc = before_hook(w, STORE_CHANGE_UPDATE, c, &op->id, old, &fields, names, &n);
+            if (rc == 0) {
+                json_object_clear(before);
+                for (size_t i = 0; i < n; i++) {
+                    json_t *a = json_object_get(old, names[i]);
+                    json_object_set(before, names[i], a ? a : json_null());
+                }
+            }
+        }
+        if (rc == 0 && n == 0) {
+            /* the hook put everything back: nothing to write (and rec may
+             * point at pages the hook's writes replaced) */
+            size_t ol;
+            char *os = json_to_str(old, &ol);
+            op->nochange = 1;
+            op_set_result(op, &op->id, version, created, updated0, os, ol);
+        } else {
+        if (rc == 0 && op->guard) rc = op->guard(w, op, old, fields);
         if (rc == 0) rc = store_index_update(w, c, &op->id, old, fields);
         if (rc == 0) rc = put_record(w, c, &op->id, version + 1, created, fields, 0, &js, &jl);
         if (rc == 0)
@@ -327,6 +386,7 @@ static int op_modify(store_wtxn_t *w, store_op_t *op)
             op->seq = w->seq;
         } else {
             free(js);
+        }
         }
     }
     json_decref(before);
@@ -350,7 +410,17 @@ static int op_delete(store_wtxn_t *w, store_op_t *op)
     size_t jl = rec.json_len;
     uint64_t version = rec.version;
     int64_t created = rec.created_us, updated = rec.updated_us;
-    rc = op->guard ? op->guard(w, op, old, NULL) : 0;
+    rc = 0;
+    if (w->st->hooks) {
+        const char *names[STORE_FIELDS_MAX];
+        size_t n = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(old, k, v) names[n++] = k;
+        rc = before_hook(w, STORE_CHANGE_DELETE, c, &op->id, old, NULL, names, &n);
+        /* the hook may have written: rec's pointers are stale now */
+    }
+    if (rc == 0 && op->guard) rc = op->guard(w, op, old, NULL);
     if (rc == 0) rc = store_index_update(w, c, &op->id, old, NULL);
     if (rc == 0) {
         uint8_t key[RKEY_LEN];

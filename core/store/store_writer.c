@@ -92,6 +92,33 @@ static void op_fail(store_op_t *op, int code, const char *fmt, const char *detai
     snprintf(d->msg, sizeof d->msg, fmt, detail);
 }
 
+/* Whether the writer should call the deliver hook now. */
+static int deliver_due(store_t *st, int64_t now_us)
+{
+    if (!st->hooks || !st->hooks->deliver) return 0;
+    uv_mutex_lock(&st->q_lock);
+    int kick = st->hooks_kick;
+    st->hooks_kick = 0;
+    uv_mutex_unlock(&st->q_lock);
+    return kick || (st->deliver_on_commit && st->seq > st->delivered_upto) ||
+           (st->deliver_wake_us && now_us >= st->deliver_wake_us);
+}
+
+/* The same, under q_lock, without consuming a kick; *wait_ns: how long to
+ * sleep at most before a timed delivery (0: no timer). */
+static int deliver_pending_locked(store_t *st, uint64_t *wait_ns)
+{
+    *wait_ns = 0;
+    if (!st->hooks || !st->hooks->deliver) return 0;
+    if (st->hooks_kick || (st->deliver_on_commit && st->seq > st->delivered_upto)) return 1;
+    if (st->deliver_wake_us) {
+        int64_t now = time_now_us();
+        if (now >= st->deliver_wake_us) return 1;
+        *wait_ns = (uint64_t)(st->deliver_wake_us - now) * 1000;
+    }
+    return 0;
+}
+
 static int run_one(store_wtxn_t *w, store_op_t *op)
 {
     uint8_t fp[32];
@@ -172,10 +199,24 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             return 0;
         }
         if (seq > st->seq) st->seq = seq;
-        store_wtxn_t w = {.st = st, .seq = st->seq, .now_us = time_now_us()};
+        store_wtxn_t w = {.st = st, .seq = st->seq, .committed = st->seq, .now_us = time_now_us()};
         w.schema = st->wschema;
         store_schema_ref(w.schema);
         int retry = 0;
+        if (deliver_due(st, w.now_us)) {
+            /* after-hooks for what committed before this batch */
+            w.txn = parent;
+            int on_commit = 0;
+            int64_t wake = 0;
+            st->hooks->deliver(st->hooks_ctx, &w, &on_commit, &wake);
+            if (w.retry) {
+                retry = w.retry;
+            } else {
+                st->deliver_on_commit = on_commit;
+                st->deliver_wake_us = wake;
+                st->delivered_upto = w.committed;
+            }
+        }
         for (size_t i = 0; i < n && !retry; i++) {
             store_op_t *op = ops[i];
             store_op_reset(op);
@@ -190,6 +231,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
                 uint64_t seq0 = w.seq;
                 w.txn = child;
                 rc = run_one(&w, op);
+                if (rc == 0 && w.retry) rc = w.retry;
                 if (rc == 0)
                     rc = store_mdb_err(mdb_txn_commit(child), "commit nested transaction");
                 else
@@ -257,6 +299,11 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
         if (rc == STORE_ETXNFULL) {
             store_schema_unref(w.schema);
             if (n > 1) return STORE_ETXNFULL;
+            if (n == 0) {
+                log_error("store", "%s: after-hook deliveries too large for one transaction",
+                          st->dir);
+                return 0;
+            }
             store_op_reset(ops[0]);
             op_fail(ops[0], KITH_ELIMIT, "%s", "the write is too large for one transaction");
             return 0;
@@ -281,6 +328,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
         }
         if (w.jobs_changed) jobs_recount(st);
         store_env_fill_ahead(st);
+        if (n == 0) return 0; /* deliveries alone: not a client batch */
         atomic_fetch_add(&st->n_commits, 1);
         int bucket = 0;
         for (size_t lim = 1; bucket < STORE_BATCH_BUCKETS - 1 && n > lim; lim *= 4)
@@ -384,10 +432,17 @@ static void writer_main(void *arg)
         int jobs = jobs_pending(st) > 0;
         uv_mutex_lock(&st->q_lock);
         st->q_wake = 1; /* idle: the first op wakes us */
-        while (!st->q_head && !st->stopping && !jobs)
-            uv_cond_wait(&st->q_cond, &st->q_lock);
+        uint64_t wait_ns = 0;
+        int deliver = 0;
+        while (!st->q_head && !st->stopping && !jobs &&
+               !(deliver = deliver_pending_locked(st, &wait_ns))) {
+            if (wait_ns)
+                uv_cond_timedwait(&st->q_cond, &st->q_lock, wait_ns);
+            else
+                uv_cond_wait(&st->q_cond, &st->q_lock);
+        }
         st->q_wake = 0;
-        settle(st);
+        if (st->q_head) settle(st);
         store_op_t *head = st->q_head, *tail = head;
         size_t n = 0;
         if (head) {
@@ -406,6 +461,8 @@ static void writer_main(void *arg)
         if (head) {
             st->recent_batch[st->nbatches++ % ARRAY_LEN(st->recent_batch)] = n;
             batch_process(st, head, n);
+        } else if (deliver && !stopping) {
+            batch_run(st, NULL, 0); /* deliveries alone */
         }
         if (jobs && !stopping) jobs_step_logged(st);
         if (!head && stopping) break;

@@ -105,8 +105,8 @@ def test_check_counts_and_ok(datadir):
               '{"name":"notes","fields":[{"name":"t","type":"string","indexed":true}]}',
               "--record", '{"t":"hello"}', check=0)
     p = kith("check", "--data", d, check=0)
-        # two collections: notes, and the workspace's system collection _roles
-    assert "workspace default: 2 collections, 1 records, 1 index entries, 1 changes" in p.stdout
+        # three collections: notes, and the workspace's system collections _roles and _scripts
+    assert "workspace default: 3 collections, 1 records, 1 index entries, 1 changes" in p.stdout
     assert p.stdout.strip().splitlines()[-1].startswith("kith check: ok")
 
 
@@ -151,7 +151,7 @@ def test_backup_is_compact_consistent_and_checkable(datadir, tmp_path):
     p = kith("backup", "--data", d, dest, check=0)
     assert "2 workspace(s)" in p.stdout
     c = kith("check", "--data", dest, check=0)
-    assert "workspace acme: 2 collections, 1 records" in c.stdout
+    assert "workspace acme: 3 collections, 1 records" in c.stdout
     assert kith("workspace", "list", "--data", dest, check=0).stdout.split() == ["acme", "default"]
     assert (dest / "tls/cert.pem").read_bytes() == (d / "tls/cert.pem").read_bytes()
     # refuses an existing destination, and leaves no temporary directory

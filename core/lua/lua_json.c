@@ -1,0 +1,223 @@
+/*
+ * lua_json: JSON values to Lua and back, and kith.json.
+ *
+ * Objects and arrays become tables; JSON null is kith.json.null (so a field
+ * can be cleared by a patch). Back to JSON: a table whose keys are exactly
+ * 1..n (n >= 1) is an array, any other table an object (string keys only);
+ * integers stay integers; NaN, infinities, functions and deeper than 64
+ * levels are errors. Strings must be UTF-8.
+ */
+#include "lua/lua_int.h"
+
+#include "base/json.h"
+
+#include <math.h>
+#include <string.h>
+
+#define DEPTH_MAX 64
+
+static char null_key; /* its address is kith.json.null */
+
+void lj_push_null(lua_State *L)
+{
+    lua_pushlightuserdata(L, &null_key);
+}
+
+int lj_is_null(lua_State *L, int idx)
+{
+    return lua_touserdata(L, idx) == &null_key;
+}
+
+static void push_depth(lua_State *L, const json_t *v, int depth)
+{
+    luaL_checkstack(L, 4, "JSON too deep");
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        lua_createtable(L, 0, (int)json_object_size(v));
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            push_depth(L, x, depth + 1);
+            lua_setfield(L, -2, k);
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        lua_createtable(L, (int)n, 0);
+        for (size_t i = 0; i < n; i++) {
+            push_depth(L, json_array_get(v, i), depth + 1);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        break;
+    }
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        lua_pushnumber(L, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    default:
+        lj_push_null(L);
+        break;
+    }
+}
+
+void lj_push(lua_State *L, const json_t *v)
+{
+    if (!v)
+        lua_pushnil(L);
+    else
+        push_depth(L, v, 0);
+}
+
+static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
+{
+    idx = lua_absindex(L, idx);
+    if (depth > DEPTH_MAX) {
+        *why = "nested deeper than 64 levels (a cycle?)";
+        return NULL;
+    }
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return json_null();
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) return json_integer((json_int_t)lua_tointeger(L, idx));
+        if (!isfinite(lua_tonumber(L, idx))) {
+            *why = "NaN and infinities are not JSON";
+            return NULL;
+        }
+        return json_real(lua_tonumber(L, idx));
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        json_t *j = json_stringn(s, n);
+        if (!j) *why = "a string is not UTF-8";
+        return j;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lj_is_null(L, idx)) return json_null();
+        break;
+    case LUA_TTABLE: {
+        luaL_checkstack(L, 4, "JSON too deep");
+        /* an array if the keys are exactly 1..n */
+        lua_Integer n = 0, count = 0;
+        int array = 1;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            count++;
+            if (lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2)) {
+                lua_Integer k = lua_tointeger(L, -2);
+                if (k > n) n = k;
+                if (k < 1) array = 0;
+            } else {
+                array = 0;
+            }
+            lua_pop(L, 1);
+        }
+        if (count == 0) return json_object();
+        if (array && n == count) {
+            json_t *a = json_array();
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_rawgeti(L, idx, i);
+                json_t *x = to_json(L, -1, depth + 1, why);
+                lua_pop(L, 1);
+                if (!x) {
+                    json_decref(a);
+                    return NULL;
+                }
+                json_array_append_new(a, x);
+            }
+            return a;
+        }
+        json_t *o = json_object();
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_type(L, -2) != LUA_TSTRING) {
+                lua_pop(L, 2);
+                json_decref(o);
+                *why = "an object's keys must be strings";
+                return NULL;
+            }
+            size_t kl;
+            const char *k = lua_tolstring(L, -2, &kl);
+            json_t *x = to_json(L, -1, depth + 1, why);
+            lua_pop(L, 1);
+            if (!x || strlen(k) != kl || json_object_setn_new(o, k, kl, x)) {
+                if (x) *why = "an object key is not UTF-8";
+                lua_pop(L, 1);
+                json_decref(o);
+                return NULL;
+            }
+        }
+        return o;
+    }
+    default:
+        break;
+    }
+    *why = "functions, userdata and threads are not JSON";
+    return NULL;
+}
+
+json_t *lj_to_json(lua_State *L, int idx, const char **why)
+{
+    return to_json(L, idx, 0, why);
+}
+
+static int l_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    const char *why = "";
+    json_t *j = lj_to_json(L, 1, &why);
+    if (!j) return luaL_error(L, "kith.json.encode: %s", why);
+    size_t n;
+    char *s = json_to_str(j, &n);
+    json_decref(j);
+    lua_pushlstring(L, s, n);
+    free(s);
+    return 1;
+}
+
+static int l_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    json_error_t e;
+    json_t *j = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        lua_pushnil(L);
+        lua_createtable(L, 0, 2);
+        lua_pushliteral(L, "invalid");
+        lua_setfield(L, -2, "code");
+        lua_pushfstring(L, "not JSON: %s at byte %d", e.text, (int)e.position);
+        lua_setfield(L, -2, "message");
+        return 2;
+    }
+    lj_push(L, j);
+    json_decref(j);
+    return 1;
+}
+
+void lj_open(lua_State *L)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, l_encode);
+    lua_setfield(L, -2, "encode");
+    lua_pushcfunction(L, l_decode);
+    lua_setfield(L, -2, "decode");
+    lj_push_null(L);
+    lua_setfield(L, -2, "null");
+    lua_setfield(L, -2, "json");
+}

@@ -1,0 +1,3 @@
+-- expect: table.concat
+local t = setmetatable({}, {__index = tostring})
+return table.concat(t, "", 1, 1e12)

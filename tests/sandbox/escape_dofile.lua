@@ -1,0 +1,2 @@
+-- expect: global 'dofile'
+return dofile("/etc/passwd")

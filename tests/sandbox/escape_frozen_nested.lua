@@ -1,0 +1,2 @@
+-- expect: read-only table
+kith.entity.get = function() return {} end

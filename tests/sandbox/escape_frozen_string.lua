@@ -1,0 +1,2 @@
+-- expect: read-only table
+string.rep = function() return "" end

@@ -1,0 +1,2 @@
+-- expect: global 'load'
+return load("return 1")

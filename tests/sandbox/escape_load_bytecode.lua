@@ -1,0 +1,3 @@
+-- expect: global 'load'
+-- bytecode would need load with mode "b"; neither load nor string.dump exist
+return load("\27Lua", "x", "b")

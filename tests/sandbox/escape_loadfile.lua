@@ -1,0 +1,2 @@
+-- expect: global 'loadfile'
+return loadfile("/etc/passwd")

@@ -1,0 +1,2 @@
+-- expect: global 'os'
+return os.execute("id")

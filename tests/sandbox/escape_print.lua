@@ -1,0 +1,2 @@
+-- expect: global 'print'
+print("hello")

@@ -1,0 +1,2 @@
+-- expect: global 'rawset'
+rawset(kith, "x", 1)

@@ -1,0 +1,2 @@
+-- expect: field 'dump'
+return string.dump(function() end)

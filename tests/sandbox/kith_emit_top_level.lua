@@ -1,0 +1,2 @@
+-- expect: only inside a handler
+kith.emit("lead.hot", {})

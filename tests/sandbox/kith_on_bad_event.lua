@@ -1,0 +1,2 @@
+-- expect: is not an event
+kith.on("contacts.before_crate", function() end)

@@ -1,0 +1,2 @@
+-- expect: time budget
+while true do pcall(error, "swallow me") end

@@ -1,0 +1,2 @@
+-- expect: time budget
+while true do end

@@ -1,0 +1,3 @@
+-- expect: table.move
+local t = setmetatable({}, {__index = tostring})
+table.move(t, 1, 1e12, 1, {})

@@ -1,0 +1,2 @@
+-- expect: pattern too costly
+return string.find(string.rep("a", 100000), ".-.-.-.-.-.-.-b")

@@ -1,0 +1,2 @@
+-- expect: string.rep
+return string.rep("", 1e12)

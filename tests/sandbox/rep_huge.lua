@@ -1,0 +1,2 @@
+-- expect: string.rep
+return string.rep("x", 1e12)

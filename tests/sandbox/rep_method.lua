@@ -1,0 +1,2 @@
+-- expect: string.rep
+return ("xy"):rep(1e9, ",")
