@@ -2,6 +2,8 @@
  * api_metrics: /metrics in the Prometheus text format (version 0.0.4).
  */
 #include "api/api_int.h"
+#include "bus/bus.h"
+#include "lua/lua_host.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +18,81 @@ static const char *const lat_le[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.
 static void help(buf_t *b, const char *name, const char *type, const char *text)
 {
     buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* Hook and Lua counters by workspace (ws_lock held). */
+static void hooks_render(api_server_t *s, buf_t *b)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } bc[] = {
+        {"kith_hook_runs_total", "Handler runs (before and after), by workspace.",
+         offsetof(bus_stats_t, runs)},
+        {"kith_hook_errors_total", "Handler failures (errors, budgets), by workspace.",
+         offsetof(bus_stats_t, errors)},
+        {"kith_hook_vetoes_total", "Writes refused by before-hooks, by workspace.",
+         offsetof(bus_stats_t, vetoes)},
+        {"kith_hook_cascade_stops_total", "Cascades stopped at depth 8, by workspace.",
+         offsetof(bus_stats_t, cascade_stops)},
+        {"kith_hook_delivered_total", "After-hook deliveries committed, by workspace.",
+         offsetof(bus_stats_t, delivered)},
+    };
+    for (size_t m = 0; m < sizeof bc / sizeof bc[0]; m++) {
+        help(b, bc[m].name, "counter", bc[m].help);
+        for (size_t i = 0; i < s->nws; i++) {
+            if (!s->ws[i]->bus) continue;
+            bus_stats_t st;
+            bus_stats(s->ws[i]->bus, &st);
+            uint64_t v;
+            memcpy(&v, (const char *)&st + bc[m].off, sizeof v);
+            buf_addf(b, "%s{workspace=\"%s\"} %llu\n", bc[m].name, s->ws[i]->name,
+                     (unsigned long long)v);
+        }
+    }
+    static const char *const le[] = {"0.0005", "0.001", "0.002", "0.005", "0.01", "0.05", "0.25",
+                                     "+Inf"};
+    help(b, "kith_hook_delivery_seconds", "histogram",
+         "Commit to after-hook start, by workspace.");
+    for (size_t i = 0; i < s->nws; i++) {
+        if (!s->ws[i]->bus) continue;
+        bus_stats_t st;
+        bus_stats(s->ws[i]->bus, &st);
+        uint64_t cum = 0;
+        for (int k = 0; k < 8; k++) {
+            cum += st.lag_hist[k];
+            buf_addf(b, "kith_hook_delivery_seconds_bucket{workspace=\"%s\",le=\"%s\"} %llu\n",
+                     s->ws[i]->name, le[k], (unsigned long long)cum);
+        }
+        buf_addf(b, "kith_hook_delivery_seconds_sum{workspace=\"%s\"} %.6f\n", s->ws[i]->name,
+                 (double)st.lag_sum_us / 1e6);
+        buf_addf(b, "kith_hook_delivery_seconds_count{workspace=\"%s\"} %llu\n",
+                 s->ws[i]->name, (unsigned long long)cum);
+    }
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } lc[] = {
+        {"kith_lua_calls_total", "Lua handler calls, by workspace.", offsetof(lua_host_stats_t, calls)},
+        {"kith_lua_errors_total", "Lua handler errors (any cause), by workspace.",
+         offsetof(lua_host_stats_t, errors)},
+        {"kith_lua_timeouts_total", "Lua handlers stopped by the time budget, by workspace.",
+         offsetof(lua_host_stats_t, timeouts)},
+        {"kith_lua_oom_total", "Lua handlers stopped by the memory budget, by workspace.",
+         offsetof(lua_host_stats_t, oom)},
+    };
+    for (size_t m = 0; m < sizeof lc / sizeof lc[0]; m++) {
+        help(b, lc[m].name, "counter", lc[m].help);
+        for (size_t i = 0; i < s->nws; i++) {
+            if (!s->ws[i]->lua) continue;
+            lua_host_stats_t st;
+            lua_host_stats(s->ws[i]->lua, &st);
+            uint64_t v;
+            memcpy(&v, (const char *)&st + lc[m].off, sizeof v);
+            buf_addf(b, "%s{workspace=\"%s\"} %llu\n", lc[m].name, s->ws[i]->name,
+                     (unsigned long long)v);
+        }
+    }
 }
 
 void api_metrics_render(api_server_t *s, buf_t *b)
@@ -145,6 +222,7 @@ void api_metrics_render(api_server_t *s, buf_t *b)
         store_stats_get(s->ws[i]->st, &ss);
         buf_addf(b, "kith_store_queue{workspace=\"%s\"} %zu\n", s->ws[i]->name, ss.queued);
     }
+    hooks_render(s, b);
     pthread_mutex_unlock(&s->ws_lock);
 }
 
