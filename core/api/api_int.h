@@ -24,8 +24,8 @@ typedef struct api_ws {
     pthread_mutex_t roles_lock; /* guards roles, nroles */
     auth_role_t **roles;        /* custom roles loaded so far; never freed before the server */
     size_t nroles, roles_cap;
-    struct bus *bus;            /* handlers of this workspace (api_scripts.c) */
-    struct lua_host *lua;       /* its scripts, on its writer thread */
+    struct bus *bus;      /* handlers of this workspace (api_scripts.c) */
+    struct lua_host *lua; /* its scripts, on its writer thread */
 } api_ws_t;
 
 typedef struct api_route_metrics {

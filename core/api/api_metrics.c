@@ -50,10 +50,9 @@ static void hooks_render(api_server_t *s, buf_t *b)
                      (unsigned long long)v);
         }
     }
-    static const char *const le[] = {"0.0005", "0.001", "0.002", "0.005", "0.01", "0.05", "0.25",
-                                     "+Inf"};
-    help(b, "kith_hook_delivery_seconds", "histogram",
-         "Commit to after-hook start, by workspace.");
+    static const char *const le[] = {"0.0005", "0.001", "0.002", "0.005",
+                                     "0.01",   "0.05",  "0.25",  "+Inf"};
+    help(b, "kith_hook_delivery_seconds", "histogram", "Commit to after-hook start, by workspace.");
     for (size_t i = 0; i < s->nws; i++) {
         if (!s->ws[i]->bus) continue;
         bus_stats_t st;
@@ -66,14 +65,15 @@ static void hooks_render(api_server_t *s, buf_t *b)
         }
         buf_addf(b, "kith_hook_delivery_seconds_sum{workspace=\"%s\"} %.6f\n", s->ws[i]->name,
                  (double)st.lag_sum_us / 1e6);
-        buf_addf(b, "kith_hook_delivery_seconds_count{workspace=\"%s\"} %llu\n",
-                 s->ws[i]->name, (unsigned long long)cum);
+        buf_addf(b, "kith_hook_delivery_seconds_count{workspace=\"%s\"} %llu\n", s->ws[i]->name,
+                 (unsigned long long)cum);
     }
     static const struct {
         const char *name, *help;
         size_t off;
     } lc[] = {
-        {"kith_lua_calls_total", "Lua handler calls, by workspace.", offsetof(lua_host_stats_t, calls)},
+        {"kith_lua_calls_total", "Lua handler calls, by workspace.",
+         offsetof(lua_host_stats_t, calls)},
         {"kith_lua_errors_total", "Lua handler errors (any cause), by workspace.",
          offsetof(lua_host_stats_t, errors)},
         {"kith_lua_timeouts_total", "Lua handlers stopped by the time budget, by workspace.",

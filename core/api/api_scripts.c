@@ -175,7 +175,8 @@ static int version_row(void *ctx, const store_record_t *rec)
         json_array_append_new(json_object_get(s, "versions"), e);
         if (ver > json_integer_value(json_object_get(s, "version"))) {
             json_object_set_new(s, "version", json_integer(ver));
-            json_object_set_new(s, "deleted", json_boolean(json_is_true(json_object_get(f, "deleted"))));
+            json_object_set_new(s, "deleted",
+                                json_boolean(json_is_true(json_object_get(f, "deleted"))));
             json_t *src = json_object_get(f, "source");
             json_object_set(s, "source", json_is_string(src) ? src : json_string(""));
         }
@@ -320,9 +321,9 @@ static void store_version(http_req_t *r, const char *name, const char *src, size
     d->deleted = src == NULL;
     char key[96];
     snprintf(key, sizeof key, "%s@%lld", name, (long long)d->version);
-    json_t *rec = json_pack("{s:s,s:I,s:s,s:s%,s:b}", "name", name, "rev",
-                            (json_int_t)d->version, "key", key, "source", src ? src : "",
-                            src ? len : 0, "deleted", src == NULL);
+    json_t *rec =
+        json_pack("{s:s,s:I,s:s,s:s%,s:b}", "name", name, "rev", (json_int_t)d->version, "key", key,
+                  "source", src ? src : "", src ? len : 0, "deleted", src == NULL);
     const char *user = api_req(r)->who.user[0] ? api_req(r)->who.user : api_req(r)->who.key_id;
     json_object_set_new(rec, "by", json_string(user));
     store_op_t *op = store_op_create("_scripts", rec);
@@ -348,8 +349,8 @@ void api_h_scripts_put(http_req_t *r)
 {
     const char *name = r->params[0];
     if (!lua_script_name_ok(name)) {
-        http_respond_problem(r, 400, "invalid",
-                             "a script name is 1 to 64 of a-z, 0-9, '_' and '-'", NULL);
+        http_respond_problem(r, 400, "invalid", "a script name is 1 to 64 of a-z, 0-9, '_' and '-'",
+                             NULL);
         return;
     }
     size_t n;

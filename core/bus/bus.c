@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DELIVER_ROUND   256            /* changes one consumer takes per round */
-#define BACKOFF_MIN_US  (100LL * 1000) /* first retry after a failure */
-#define BACKOFF_MAX_US  (60LL * 1000000)
+#define DELIVER_ROUND      256            /* changes one consumer takes per round */
+#define BACKOFF_MIN_US     (100LL * 1000) /* first retry after a failure */
+#define BACKOFF_MAX_US     (60LL * 1000000)
 #define HANDLER_FIELDS_MAX 32
 
 typedef struct handler {
@@ -143,6 +143,10 @@ int bus_on(bus_t *b, const bus_handler_def_t *def)
         return err_set(KITH_EINVAL, "a handler needs an owner and a name (up to %d bytes)",
                        BUS_NAME_MAX - 1);
     }
+    if (strlen(def->owner) + 1 + strlen(def->name) > 200) {
+        free(h);
+        return err_set(KITH_EINVAL, "a handler's owner/name is at most 200 bytes");
+    }
     if (def->nfields > HANDLER_FIELDS_MAX) {
         free(h);
         return err_set(KITH_ELIMIT, "a handler watches at most %d fields", HANDLER_FIELDS_MAX);
@@ -155,8 +159,7 @@ int bus_on(bus_t *b, const bus_handler_def_t *def)
         if (strcmp(b->h[i]->key, h->key) == 0) {
             pthread_mutex_unlock(&b->lock);
             free(h);
-            return err_set(KITH_EEXIST, "a handler named '%s' is registered already",
-                           def->name);
+            return err_set(KITH_EEXIST, "a handler named '%s' is registered already", def->name);
         }
     }
     for (size_t i = 0; i < def->nfields; i++)
@@ -290,9 +293,16 @@ static int on_before(void *ctx, store_wtxn_t *w, store_pending_t *p)
     static const char *const suffix[] = {"", "before_create", "before_update", "before_delete"};
     char name[BUS_NAME_MAX + 16];
     snprintf(name, sizeof name, "%s.%s", p->coll->name, suffix[p->op]);
-    bus_event_t ev = {.name = name, .op = p->op, .before_phase = 1, .coll = p->coll->name,
-                      .id = p->id, .before = p->before, .record = p->after,
-                      .amended = &p->amended, .changed = p->changed, .nchanged = p->nchanged,
+    bus_event_t ev = {.name = name,
+                      .op = p->op,
+                      .before_phase = 1,
+                      .coll = p->coll->name,
+                      .id = p->id,
+                      .before = p->before,
+                      .record = p->after,
+                      .amended = &p->amended,
+                      .changed = p->changed,
+                      .nchanged = p->nchanged,
                       .depth = depth};
     for (size_t i = 0; i < b->n; i++) {
         handler_t *h = b->h[i];
@@ -301,8 +311,10 @@ static int on_before(void *ctx, store_wtxn_t *w, store_pending_t *p)
         if (p->op == STORE_CHANGE_UPDATE && !fields_match(h, p->changed, p->nchanged)) continue;
         if (depth >= BUS_DEPTH_MAX) {
             atomic_fetch_add(&b->cascade_stops, 1);
-            log_error("bus", "workspace %s: cascade stopped at depth %d: %s would run on %s "
-                      "(written by %s)", b->workspace, depth, h->key, name, origin ? origin : "?");
+            log_error("bus",
+                      "workspace %s: cascade stopped at depth %d: %s would run on %s "
+                      "(written by %s)",
+                      b->workspace, depth, h->key, name, origin ? origin : "?");
             return err_set(KITH_ELIMIT, "handlers cascade deeper than %d writes", BUS_DEPTH_MAX);
         }
         int rc = run_handler(b, h, w, &ev);
@@ -395,9 +407,15 @@ static int deliver_one(store_wtxn_t *w, void *arg)
     change_t *c = o->c;
     json_t *before = NULL;
     if (c->before && c->op != STORE_CHANGE_EVENT) before = json_parse(c->before, c->before_len);
-    bus_event_t ev = {.name = c->event, .op = c->op, .coll = c->coll, .id = c->id,
-                      .before = before, .changed = (const char *const *)c->changed,
-                      .nchanged = c->nchanged, .seq = c->seq, .time_us = c->time_us,
+    bus_event_t ev = {.name = c->event,
+                      .op = c->op,
+                      .coll = c->coll,
+                      .id = c->id,
+                      .before = before,
+                      .changed = (const char *const *)c->changed,
+                      .nchanged = c->nchanged,
+                      .seq = c->seq,
+                      .time_us = c->time_us,
                       .depth = c->depth};
     if (c->op == STORE_CHANGE_EVENT) {
         ev.payload = c->before;
@@ -419,19 +437,32 @@ static void lag_note(bus_t *b, int64_t lag_us)
     atomic_fetch_add(&b->lag_sum_us, lag_us > 0 ? (uint64_t)lag_us : 0);
 }
 
+/* Sets a handler's delivery state (the writer writes it, bus_list reads it). */
+static void note(bus_t *b, handler_t *h, uint64_t cursor, unsigned failures, int64_t retry_at)
+{
+    pthread_mutex_lock(&b->lock);
+    h->cursor = cursor;
+    h->failures = failures;
+    h->retry_at_us = retry_at;
+    pthread_mutex_unlock(&b->lock);
+}
+
 /* One round for one after-hook. Returns 1 if it has more to deliver now. */
 static int deliver_handler(bus_t *b, handler_t *h, store_wtxn_t *w, int64_t now)
 {
     uint64_t committed = store_wtxn_committed(w);
     uint64_t cursor = 0;
-    if (store_wtxn_cursor_get(w, h->key, &cursor)) return 0;
+    if (store_wtxn_cursor_get(w, h->key, &cursor)) {
+        log_error("bus", "workspace %s: cursor of %s: %s", b->workspace, h->key, err_last()->msg);
+        return 0;
+    }
     if (cursor == 0 && h->start_seq) {
         /* never delivered: a new handler starts with what commits after it
          * registered (saved now, so a restart does not move it) */
         cursor = h->start_seq < committed ? h->start_seq : committed;
         store_wtxn_cursor_put(w, h->key, cursor);
     }
-    h->cursor = cursor;
+    note(b, h, cursor, h->failures, h->retry_at_us);
     if (cursor >= committed) return 0;
     change_t *cs = xcalloc(DELIVER_ROUND, sizeof *cs);
     collect_t cl = {.h = h, .c = cs, .last = cursor};
@@ -447,30 +478,29 @@ static int deliver_handler(bus_t *b, handler_t *h, store_wtxn_t *w, int64_t now)
         change_t *c = &cs[i];
         if (c->depth >= BUS_DEPTH_MAX) {
             atomic_fetch_add(&b->cascade_stops, 1);
-            log_error("bus", "workspace %s: cascade stopped at depth %d: %s not delivered to %s "
-                      "(written by %s)", b->workspace, c->depth, c->event, h->key, c->origin);
+            log_error("bus",
+                      "workspace %s: cascade stopped at depth %d: %s not delivered to %s "
+                      "(written by %s)",
+                      b->workspace, c->depth, c->event, h->key, c->origin);
             continue;
         }
         lag_note(b, now - c->time_us);
         one_t o = {b, h, c};
         if (store_wtxn_nested(w, deliver_one, &o)) {
-            h->failures++;
-            int64_t back = BACKOFF_MIN_US << (h->failures < 20 ? h->failures - 1 : 19);
+            unsigned f = h->failures + 1;
+            int64_t back = BACKOFF_MIN_US << (f < 20 ? f - 1 : 19);
             if (back > BACKOFF_MAX_US) back = BACKOFF_MAX_US;
-            h->retry_at_us = now + back;
-            h->cursor = c->seq - 1;
+            note(b, h, c->seq - 1, f, now + back);
             break;
         }
         atomic_fetch_add(&b->delivered, 1);
-        h->failures = 0;
-        h->retry_at_us = 0;
-        h->cursor = c->seq;
+        note(b, h, c->seq, 0, 0);
     }
     if (i == cl.n && rc == 0) {
         /* everything looked at is done (delivered or not wanted) */
         if (cl.last > h->cursor) {
             store_wtxn_cursor_put(w, h->key, cl.last);
-            h->cursor = cl.last;
+            note(b, h, cl.last, h->failures, h->retry_at_us);
         }
         more = cl.last < committed;
     }

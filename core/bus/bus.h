@@ -51,10 +51,10 @@ typedef struct bus_event {
     size_t nchanged;
     const char *payload; /* a domain event's payload (JSON text) or NULL */
     size_t payload_len;
-    uint64_t seq;     /* after-hooks: the change's sequence */
-    int64_t time_us;  /* after-hooks: when it committed */
-    int depth;        /* cascade depth of the change */
-    const char *key;  /* the running handler's key (owner/name) */
+    uint64_t seq;    /* after-hooks: the change's sequence */
+    int64_t time_us; /* after-hooks: when it committed */
+    int depth;       /* cascade depth of the change */
+    const char *key; /* the running handler's key (owner/name) */
 } bus_event_t;
 
 /* Returns 0, or a KITH_E* code with err_set: KITH_EVETO (before-hooks only)
@@ -64,10 +64,10 @@ typedef struct bus_event {
 typedef int (*bus_fn)(void *ctx, store_wtxn_t *w, bus_event_t *ev);
 
 typedef struct bus_handler_def {
-    const char *event; /* an event name (see above) */
-    const char *owner; /* "script:<name>" or "plugin:<name>" */
-    const char *name;  /* unique within the owner */
-    int priority;      /* lower runs first; 0 means BUS_PRIORITY_DFLT */
+    const char *event;         /* an event name (see above) */
+    const char *owner;         /* "script:<name>" or "plugin:<name>" */
+    const char *name;          /* unique within the owner */
+    int priority;              /* lower runs first; 0 means BUS_PRIORITY_DFLT */
     const char *const *fields; /* run only if one of these changed (0: always) */
     size_t nfields;
     bus_fn fn;

@@ -19,9 +19,9 @@
 #define LUA_SCRIPT_MAX      (256u * 1024) /* bytes of source */
 
 typedef struct lua_limits {
-    size_t mem_state;  /* bytes a state may hold; 0 = 64 MiB */
-    size_t mem_call;   /* bytes one handler call may add; 0 = 16 MiB */
-    uint32_t time_ms;  /* instruction deadline per handler or load; 0 = 50 */
+    size_t mem_state; /* bytes a state may hold; 0 = 64 MiB */
+    size_t mem_call;  /* bytes one handler call may add; 0 = 16 MiB */
+    uint32_t time_ms; /* instruction deadline per handler or load; 0 = 50 */
 } lua_limits_t;
 
 typedef struct lua_script {

@@ -19,9 +19,9 @@ typedef struct lsb {
     size_t cap;        /* the allocator's ceiling now (state or call budget) */
     uint64_t deadline; /* monotonic ns; 0 = none */
     int timed_out, oom;
-    lua_host_t *host;  /* NULL in a scratch state */
+    lua_host_t *host;   /* NULL in a scratch state */
     const char *script; /* the script running now (load or handler) */
-    int checking;      /* lua_check: kith.on validates and registers nothing */
+    int checking;       /* lua_check: kith.on validates and registers nothing */
 } lsb_t;
 
 lsb_t *lsb_new(const lua_limits_t *lim);

@@ -26,10 +26,10 @@ struct lua_host {
     store_t *st;
     char *ws;
     lua_limits_t lim;
-    lsb_t *s;             /* the loaded scripts' state, or NULL */
-    store_wtxn_t *w;      /* the transaction of the handler running now */
-    const char *loading;  /* the script whose top level runs now */
-    int nth;              /* handlers registered by it so far */
+    lsb_t *s;            /* the loaded scripts' state, or NULL */
+    store_wtxn_t *w;     /* the transaction of the handler running now */
+    const char *loading; /* the script whose top level runs now */
+    int nth;             /* handlers registered by it so far */
     char *owners[SCRIPTS_MAX];
     size_t nowners;
     atomic_uint_fast64_t calls, errors, timeouts, oom;
@@ -50,7 +50,8 @@ static lua_host_t *host_of(lua_State *L)
 static store_wtxn_t *need_w(lua_State *L, const char *fn)
 {
     lua_host_t *h = host_of(L);
-    if (!h || !h->w) luaL_error(L, "%s works only inside a handler, not at a script's top level", fn);
+    if (!h || !h->w)
+        luaL_error(L, "%s works only inside a handler, not at a script's top level", fn);
     return h->w;
 }
 
@@ -286,9 +287,15 @@ static int l_on(lua_State *L)
     snprintf(lh->script, sizeof lh->script, "%s", h->loading);
     char owner[BUS_NAME_MAX];
     snprintf(owner, sizeof owner, "script:%s", h->loading);
-    bus_handler_def_t def = {.event = event, .owner = owner, .name = name,
-                             .priority = priority, .fields = fields, .nfields = nf,
-                             .fn = handler_call, .ctx = lh, .ctx_free = handler_free};
+    bus_handler_def_t def = {.event = event,
+                             .owner = owner,
+                             .name = name,
+                             .priority = priority,
+                             .fields = fields,
+                             .nfields = nf,
+                             .fn = handler_call,
+                             .ctx = lh,
+                             .ctx_free = handler_free};
     if (bus_on(h->bus, &def)) {
         free(lh);
         return luaL_error(L, "kith.on: %s", err_last()->msg);

@@ -225,8 +225,9 @@ static int cap_pattern(lua_State *L)
         double cost = pattern_cost(p, pl, n, &too_long);
         if (too_long) return luaL_error(L, "pattern longer than %d bytes", PATTERN_LEN_MAX);
         if (cost > PATTERN_COST)
-            return luaL_error(L, "pattern too costly for a %d-byte subject (simplify it, "
-                                 "anchor it with ^, or shorten the input)",
+            return luaL_error(L,
+                              "pattern too costly for a %d-byte subject (simplify it, "
+                              "anchor it with ^, or shorten the input)",
                               (int)n);
     }
     lua_pushvalue(L, lua_upvalueindex(1));
@@ -331,8 +332,8 @@ static void wrap(lua_State *L, const char *name, lua_CFunction f, int flag)
 /* ---- the state -------------------------------------------------------------- */
 
 static const char *const base_keep[] = {
-    "assert", "error",    "getmetatable", "ipairs",   "next",   "pairs",    "pcall", "rawequal",
-    "rawget", "rawlen",   "select",       "tonumber", "tostring", "type", "_VERSION", NULL,
+    "assert", "error",  "getmetatable", "ipairs",   "next",     "pairs", "pcall",    "rawequal",
+    "rawget", "rawlen", "select",       "tonumber", "tostring", "type",  "_VERSION", NULL,
 };
 
 static int open_libs(lua_State *L)
@@ -515,8 +516,7 @@ int lua_script_name_ok(const char *name)
     if (n == 0 || n > LUA_SCRIPT_NAME_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return 0;
     }
     return 1;
 }

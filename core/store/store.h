@@ -209,10 +209,10 @@ struct store_op {
     int64_t updated_us;
     char *json; /* the record's fields as stored (compact JSON) */
     size_t json_len;
-    uint64_t seq;      /* change-log sequence of this write; 0 if none */
-    int nochange;      /* update that changed nothing: nothing written */
-    int idem_replayed; /* result of an earlier op with the same key */
-    int upserted;      /* upsert: 1 created, 2 updated (or unchanged: nochange) */
+    uint64_t seq;           /* change-log sequence of this write; 0 if none */
+    int nochange;           /* update that changed nothing: nothing written */
+    int idem_replayed;      /* result of an earlier op with the same key */
+    int upserted;           /* upsert: 1 created, 2 updated (or unchanged: nochange) */
     store_schema_t *schema; /* success: the schemas the write ran against (a
                                reference the op holds), to render the result
                                without a read transaction */
@@ -350,7 +350,7 @@ typedef struct store_stats {
     size_t map_size;
     size_t used_bytes;                        /* up to LMDB's last page */
     size_t file_bytes;                        /* data.mdb's size (zero-filled ahead) */
-    size_t queued;                             /* ops waiting for the writer now */
+    size_t queued;                            /* ops waiting for the writer now */
     size_t jobs;                              /* index builds/drops pending */
     uint64_t batch_hist[STORE_BATCH_BUCKETS]; /* committed batches by size */
     uint64_t batch_sum;                       /* ops in committed batches */

@@ -276,8 +276,8 @@ int store_env_grow(store_t *st)
 
 /* How much zero-filled file to keep ahead of LMDB: an eighth of what is in
  * use, 4 MiB at least, 64 MiB at most. */
-#define FILL_MIN (4u << 20)
-#define FILL_MAX (64u << 20)
+#define FILL_MIN   (4u << 20)
+#define FILL_MAX   (64u << 20)
 #define FILL_CHUNK (1u << 20)
 
 void store_env_fill_ahead(store_t *st)

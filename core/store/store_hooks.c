@@ -73,9 +73,21 @@ int store_wtxn_write(store_wtxn_t *w, store_op_t *op)
         return op->status = err_set(KITH_EINVAL, "only record writes run inside a handler");
     }
     store_op_reset(op);
-    op->status = store_wtxn_nested(w, write_fn, op);
-    if (op->status) store_op_reset(op);
-    return op->status;
+    if (op->kind != STORE_OP_CREATE && op->kind != STORE_OP_UPSERT) {
+        /* a before-hook amends the record it handles; writing it would race
+         * the write in progress (index and version from the stale copy) */
+        for (int i = 0; i < w->nhandling; i++)
+            if (memcmp(&w->handling[i].id, &op->id, sizeof op->id) == 0 &&
+                strcmp(w->handling[i].coll, op->coll) == 0)
+                return op->status = err_set(KITH_EINVAL,
+                                            "a before-hook cannot write the record it handles "
+                                            "(%s): amend ev.record instead",
+                                            op->coll);
+    }
+    int rc = store_wtxn_nested(w, write_fn, op);
+    if (rc) store_op_reset(op); /* clears the results, and status */
+    op->status = rc;
+    return rc;
 }
 
 int store_wtxn_set_origin(store_wtxn_t *w, const char *origin, int depth)
@@ -106,8 +118,7 @@ static store_rtxn_t wtxn_view(store_wtxn_t *w)
     return (store_rtxn_t){.st = w->st, .txn = w->txn, .schema = w->schema};
 }
 
-int store_wtxn_changes(store_wtxn_t *w, uint64_t after, size_t limit, store_change_fn fn,
-                       void *ctx)
+int store_wtxn_changes(store_wtxn_t *w, uint64_t after, size_t limit, store_change_fn fn, void *ctx)
 {
     if (after >= w->committed) return 0;
     size_t upto = (size_t)(w->committed - after);

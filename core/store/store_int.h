@@ -103,10 +103,10 @@ struct store {
      * for a call now (any thread, under q_lock). */
     const store_hooks_t *hooks;
     void *hooks_ctx;
-    int deliver_on_commit;    /* writer only */
-    int64_t deliver_wake_us;  /* writer only; 0: none */
-    uint64_t delivered_upto;  /* writer only: committed seq deliver last saw */
-    int hooks_kick;           /* under q_lock */
+    int deliver_on_commit;   /* writer only */
+    int64_t deliver_wake_us; /* writer only; 0: none */
+    uint64_t delivered_upto; /* writer only: committed seq deliver last saw */
+    int hooks_kick;          /* under q_lock */
 };
 
 struct store_rtxn {
@@ -125,6 +125,11 @@ struct store_wtxn {
     const char *origin;     /* the handler writing now (logged with changes), or NULL */
     int depth;              /* its cascade depth (0: a client's write) */
     int retry;              /* a nested write hit a STORE_RETRYABLE code */
+    struct {                /* records whose before-hooks run now (innermost last) */
+        const char *coll;
+        kith_id_t id;
+    } handling[16];
+    int nhandling;
     int schema_changed;
     int jobs_changed;
 };

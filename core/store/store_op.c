@@ -219,12 +219,23 @@ static int before_hook(store_wtxn_t *w, int kind, const store_coll_t *c, const k
 {
     const store_hooks_t *h = w->st->hooks;
     if (!h || !h->before) return 0;
-    store_pending_t p = {.op = kind, .coll = c, .id = *id, .before = old,
-                         .after = fields ? *fields : NULL, .changed = names, .nchanged = *n};
+    store_pending_t p = {.op = kind,
+                         .coll = c,
+                         .id = *id,
+                         .before = old,
+                         .after = fields ? *fields : NULL,
+                         .changed = names,
+                         .nchanged = *n};
+    if (w->nhandling >= (int)ARRAY_LEN(w->handling))
+        return err_set(KITH_ELIMIT, "before-hooks nest too deep");
+    w->handling[w->nhandling].coll = c->name;
+    w->handling[w->nhandling].id = *id;
+    w->nhandling++;
     int rc = h->before(w->st->hooks_ctx, w, &p);
+    w->nhandling--;
     if (rc || !p.amended || !fields) return rc;
-    json_t *again = store_validate(w, c, *fields, old,
-                                   kind == STORE_CHANGE_CREATE ? VALIDATE_CREATE : VALIDATE_REPLACE);
+    json_t *again = store_validate(
+        w, c, *fields, old, kind == STORE_CHANGE_CREATE ? VALIDATE_CREATE : VALIDATE_REPLACE);
     if (!again) {
         /* name the hook's mistake, not the client's */
         err_diag_t d;
@@ -259,9 +270,9 @@ static int op_create(store_wtxn_t *w, store_op_t *op)
     size_t n = 0;
     int rc = 0;
     if (w->st->hooks) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(fields, k, v) names[n++] = k;
+        /* names from the schema: a hook may delete keys of fields */
+        for (size_t i = 0; i < c->nfields; i++)
+            if (json_object_get(fields, c->fields[i].name)) names[n++] = c->fields[i].name;
         rc = before_hook(w, STORE_CHANGE_CREATE, c, &id, NULL, &fields, names, &n);
     }
     if (rc == 0 && op->guard) rc = op->guard(w, op, NULL, fields);
@@ -375,18 +386,18 @@ static int op_modify(store_wtxn_t *w, store_op_t *op)
             op->nochange = 1;
             op_set_result(op, &op->id, version, created, updated0, os, ol);
         } else {
-        if (rc == 0 && op->guard) rc = op->guard(w, op, old, fields);
-        if (rc == 0) rc = store_index_update(w, c, &op->id, old, fields);
-        if (rc == 0) rc = put_record(w, c, &op->id, version + 1, created, fields, 0, &js, &jl);
-        if (rc == 0)
-            rc =
-                store_log_append(w, STORE_CHANGE_UPDATE, c, &op->id, version + 1, names, n, before);
-        if (rc == 0) {
-            op_set_result(op, &op->id, version + 1, created, w->now_us, js, jl);
-            op->seq = w->seq;
-        } else {
-            free(js);
-        }
+            if (rc == 0 && op->guard) rc = op->guard(w, op, old, fields);
+            if (rc == 0) rc = store_index_update(w, c, &op->id, old, fields);
+            if (rc == 0) rc = put_record(w, c, &op->id, version + 1, created, fields, 0, &js, &jl);
+            if (rc == 0)
+                rc = store_log_append(w, STORE_CHANGE_UPDATE, c, &op->id, version + 1, names, n,
+                                      before);
+            if (rc == 0) {
+                op_set_result(op, &op->id, version + 1, created, w->now_us, js, jl);
+                op->seq = w->seq;
+            } else {
+                free(js);
+            }
         }
     }
     json_decref(before);
@@ -414,9 +425,8 @@ static int op_delete(store_wtxn_t *w, store_op_t *op)
     if (w->st->hooks) {
         const char *names[STORE_FIELDS_MAX];
         size_t n = 0;
-        const char *k;
-        json_t *v;
-        json_object_foreach(old, k, v) names[n++] = k;
+        for (size_t i = 0; i < c->nfields && n < STORE_FIELDS_MAX; i++)
+            if (json_object_get(old, c->fields[i].name)) names[n++] = c->fields[i].name;
         rc = before_hook(w, STORE_CHANGE_DELETE, c, &op->id, old, NULL, names, &n);
         /* the hook may have written: rec's pointers are stale now */
     }

@@ -38,7 +38,8 @@ static int on_row(void *ctx, size_t row, const char *const *f, const size_t *len
     load_t *l = ctx;
     if (row == 1) {
         l->header = calloc(n, sizeof *l->header);
-        for (size_t i = 0; i < n; i++) l->header[i] = strdup(f[i]);
+        for (size_t i = 0; i < n; i++)
+            l->header[i] = strdup(f[i]);
         l->ncols = n;
         return 0;
     }
@@ -108,7 +109,8 @@ int main(int argc, char **argv)
     if (!fgets(line, sizeof line, f)) return 1;
     rewind(f);
     size_t ncols = 1;
-    for (char *p = line; *p; p++) ncols += *p == ',';
+    for (char *p = line; *p; p++)
+        ncols += *p == ',';
     l.indexed = calloc(ncols, sizeof *l.indexed);
     char *tok = strtok(line, ",\r\n");
     for (size_t i = 0; tok && i < ncols; i++, tok = strtok(NULL, ",\r\n"))

@@ -190,11 +190,17 @@ static hctx_t *hx(fx_t *f, rec_t *shared, int tag)
     return h;
 }
 
-static void on(bus_t *b, const char *event, const char *name, int priority, bus_fn fn,
-               hctx_t *ctx, const char *const *fields, size_t nfields)
+static void on(bus_t *b, const char *event, const char *name, int priority, bus_fn fn, hctx_t *ctx,
+               const char *const *fields, size_t nfields)
 {
-    bus_handler_def_t d = {.event = event, .owner = OWNER, .name = name, .priority = priority,
-                           .fields = fields, .nfields = nfields, .fn = fn, .ctx = ctx};
+    bus_handler_def_t d = {.event = event,
+                           .owner = OWNER,
+                           .name = name,
+                           .priority = priority,
+                           .fields = fields,
+                           .nfields = nfields,
+                           .fn = fn,
+                           .ctx = ctx};
     assert_ok(bus_on(b, &d));
 }
 
@@ -515,7 +521,8 @@ static void before_hooks_amend(void **state)
     json_decref(j);
     assert_ok(store_exec(f->st, op));
     id = op->rid;
-    json_t *res = json_parse(op->json, op->json_len), *want = tu_json("{\"name\":\"ann\",\"score\":10}");
+    json_t *res = json_parse(op->json, op->json_len),
+           *want = tu_json("{\"name\":\"ann\",\"score\":10}");
     assert_non_null(res);
     assert_true(json_equal(res, want)); /* the op's result shows the amended record */
     json_decref(res);
@@ -638,7 +645,8 @@ static void before_hook_writes_are_atomic(void **state)
     assert_ok(create_j(f->st, "contacts", "{\"name\":\"ok\"}", &id, NULL));
     assert_int_equal(count_of(f->st, "contacts"), 1);
     assert_int_equal(count_of(f->st, "notes"), 1);
-    json_t *notes = all_fields(f->st, "notes"), *wn = tu_json("[{\"what\":\"contact\",\"ref\":\"ok\"}]");
+    json_t *notes = all_fields(f->st, "notes"),
+           *wn = tu_json("[{\"what\":\"contact\",\"ref\":\"ok\"}]");
     assert_true(json_equal(notes, wn));
     json_decref(notes);
     json_decref(wn);
@@ -823,9 +831,9 @@ static void after_hook_commit_order(void **state)
         int found = 0;
         for (int t = 0; t < NTHREADS && !found; t++)
             for (int k = 0; k < PER_THREAD && !found; k++)
-                if (b[t].seq[k] == s->seq && memcmp(b[t].id[k].b, s->id.b, ID_LEN) == 0)
-                    found = 1;
-        if (!found) fail_msg("delivery %zu (seq %llu) has the wrong id", i, (unsigned long long)s->seq);
+                if (b[t].seq[k] == s->seq && memcmp(b[t].id[k].b, s->id.b, ID_LEN) == 0) found = 1;
+        if (!found)
+            fail_msg("delivery %zu (seq %llu) has the wrong id", i, (unsigned long long)s->seq);
     }
     bus_stats_t st = stats_of(f->bus);
     assert_int_equal(st.delivered, total);
@@ -857,9 +865,9 @@ static int h_flaky(void *ctx, store_wtxn_t *w, bus_event_t *ev)
     /* the effect first: it must go when the attempt fails */
     char ids[ID_TEXT_LEN + 1];
     id_text(&ev->id, ids);
-    int rc = w_create(w, "notes",
-                      json_pack("{s:s, s:s, s:I}", "what", "mark", "ref", ids, "seq",
-                                (json_int_t)ev->seq));
+    int rc = w_create(
+        w, "notes",
+        json_pack("{s:s, s:s, s:I}", "what", "mark", "ref", ids, "seq", (json_int_t)ev->seq));
     if (rc) return rc;
     if (attempt <= 2) return err_set(KITH_EIO, "flaky (attempt %d)", attempt);
     pthread_mutex_lock(&fl->mu);
@@ -888,8 +896,8 @@ static void after_hook_retried_not_skipped(void **state)
     fx_t *f = *state;
     flaky_t *fl = fx_own(f, xcalloc(1, sizeof *fl), flaky_free);
     pthread_mutex_init(&fl->mu, NULL);
-    bus_handler_def_t d = {.event = "contacts.created", .owner = OWNER, .name = "flaky",
-                           .fn = h_flaky, .ctx = fl};
+    bus_handler_def_t d = {
+        .event = "contacts.created", .owner = OWNER, .name = "flaky", .fn = h_flaky, .ctx = fl};
     assert_ok(bus_on(f->bus, &d));
     bus_attach(f->bus);
 
@@ -912,7 +920,8 @@ static void after_hook_retried_not_skipped(void **state)
     for (size_t i = 0; i < ntried; i++)
         if (tried[i] != seqs[i / 3])
             fail_msg("attempt %zu was for seq %llu, want %llu (records out of order or "
-                     "skipped)", i, (unsigned long long)tried[i], (unsigned long long)seqs[i / 3]);
+                     "skipped)",
+                     i, (unsigned long long)tried[i], (unsigned long long)seqs[i / 3]);
 
     /* exactly one mark per create: the failed attempts' marks were undone */
     json_t *marks = all_fields(f->st, "notes");
@@ -986,8 +995,7 @@ static int h_bump_other(void *ctx, store_wtxn_t *w, bus_event_t *ev)
     hctx_t *h = ctx;
     size_t n = rec_note(h->rec, ev, 0) + 1;
     if (memcmp(ev->id.b, h->other.b, ID_LEN) == 0) return 0; /* (would be a re-entry) */
-    return w_update(w, "contacts", &h->other,
-                    json_pack("{s:I}", "score", (json_int_t)(1000 + n)));
+    return w_update(w, "contacts", &h->other, json_pack("{s:I}", "score", (json_int_t)(1000 + n)));
 }
 
 static void before_hook_own_writes_not_seen(void **state)
@@ -1255,13 +1263,15 @@ static void event_names(void **state)
         const char *name;
         int before;
     } good[] = {
-        {"contacts.created", 0},       {"contacts.updated", 0},  {"contacts.deleted", 0},
-        {"lead.hot", 0},               {"a.before_create", 1},   {"deals.before_update", 1},
-        {"deals.before_delete", 1},    {"a.b.c", 0},             {"web_form.submitted_2", 0},
+        {"contacts.created", 0},     {"contacts.updated", 0},
+        {"contacts.deleted", 0},     {"lead.hot", 0},
+        {"a.before_create", 1},      {"deals.before_update", 1},
+        {"deals.before_delete", 1},  {"a.b.c", 0},
+        {"web_form.submitted_2", 0},
     };
     static const char *const bad[] = {
-        "",          "contacts",   "Contacts.created", "x.before_crate", "a..b", "a.b-c",
-        ".created",  "contacts.",  "a.b.before_create", "a b.c",         "lead.hot!",
+        "",         "contacts",  "Contacts.created",  "x.before_crate", "a..b",      "a.b-c",
+        ".created", "contacts.", "a.b.before_create", "a b.c",          "lead.hot!",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int before = -1;
