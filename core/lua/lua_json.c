@@ -14,7 +14,8 @@
 #include <math.h>
 #include <string.h>
 
-#define DEPTH_MAX 64
+#define DEPTH_MAX  64
+#define VALUES_MAX 200000 /* a table shared along many paths is walked once per path */
 
 static char null_key; /* its address is kith.json.null */
 
@@ -81,9 +82,13 @@ void lj_push(lua_State *L, const json_t *v)
         push_depth(L, v, 0);
 }
 
-static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
+static json_t *to_json(lua_State *L, int idx, int depth, const char **why, size_t *left)
 {
     idx = lua_absindex(L, idx);
+    if ((*left)-- == 0) {
+        *why = "more than 200,000 values";
+        return NULL;
+    }
     if (depth > DEPTH_MAX) {
         *why = "nested deeper than 64 levels (a cycle?)";
         return NULL;
@@ -132,7 +137,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
             json_t *a = json_array();
             for (lua_Integer i = 1; i <= n; i++) {
                 lua_rawgeti(L, idx, i);
-                json_t *x = to_json(L, -1, depth + 1, why);
+                json_t *x = to_json(L, -1, depth + 1, why, left);
                 lua_pop(L, 1);
                 if (!x) {
                     json_decref(a);
@@ -153,7 +158,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
             }
             size_t kl;
             const char *k = lua_tolstring(L, -2, &kl);
-            json_t *x = to_json(L, -1, depth + 1, why);
+            json_t *x = to_json(L, -1, depth + 1, why, left);
             lua_pop(L, 1);
             if (!x || strlen(k) != kl || json_object_setn_new(o, k, kl, x)) {
                 if (x) *why = "an object key is not UTF-8";
@@ -173,7 +178,8 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
 
 json_t *lj_to_json(lua_State *L, int idx, const char **why)
 {
-    return to_json(L, idx, 0, why);
+    size_t left = VALUES_MAX;
+    return to_json(L, idx, 0, why, &left);
 }
 
 static int l_encode(lua_State *L)

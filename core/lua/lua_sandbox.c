@@ -198,6 +198,8 @@ static double pattern_cost(const char *p, size_t pl, size_t n, int *too_long)
             last_q = 1;
             i++;
         } else if (i < pl && p[i] == '?') {
+            k++; /* optional items backtrack too: "a?" x n is 2^n */
+            last_q = 1;
             i++;
         } else {
             last_q = 0;
