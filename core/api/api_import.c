@@ -5,6 +5,7 @@
 
 #include "base/csv.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/timeutil.h"
 
@@ -79,34 +80,15 @@ static void add_error(api_import_t *imp, size_t row, int status, const char *det
     json_array_append_new(imp->errors, e);
 }
 
-static int status_of(int code)
-{
-    switch (code) {
-    case KITH_EVALIDATION:
-    case KITH_ELIMIT:
-    case KITH_EVETO:
-        return 422;
-    case KITH_EEXIST:
-    case KITH_ECONFLICT:
-        return 409;
-    case KITH_EPERM:
-        return 403;
-    case KITH_ENOTFOUND:
-        return 404;
-    case KITH_EINVAL:
-        return 400;
-    default:
-        return 500;
-    }
-}
-
 static void row_done(store_op_t *op, void *ctx)
 {
     api_import_t *imp = ctx;
     row_op_t *ro = op->udata;
     if (op->status) {
-        add_error(imp, ro->row, status_of(op->status), op->diag ? op->diag->msg : "failed",
-                  op->diag);
+        const char *msg = op->diag ? op->diag->msg : "failed", *type, *shown;
+        int status = api_status(op->status, msg, &type, &shown);
+        if (shown != msg) log_error("api", "import row %zu: %s", ro->row, msg);
+        add_error(imp, ro->row, status, shown, op->diag);
     } else if (op->nochange) {
         imp->unchanged++;
     } else if (op->kind == STORE_OP_UPSERT && op->upserted == 2) {

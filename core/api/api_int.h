@@ -93,6 +93,11 @@ api_ws_t *api_ws_get(api_server_t *s, const char *name);
 const auth_role_t *api_ws_role(api_server_t *s, api_ws_t *ws, const char *name);
 /* Maps a KITH_E* code (and the thread's diagnostic) to a problem answer. */
 void api_fail(http_req_t *r, int code);
+/* The HTTP status and problem type of a KITH_E* code, and in *detail what the
+ * client may read: msg, or for a handler's or internal failure (whose message
+ * may quote data the caller may not see) a generic text — then *detail != msg
+ * and the caller logs msg. Used for whole answers and per-row reports alike. */
+int api_status(int code, const char *msg, const char **type, const char **detail);
 /* Answers with the diagnostic of a failed op (store_op_t *op). */
 void api_fail_op(http_req_t *r, const store_op_t *op);
 /* Parses the JSON body (after checking Content-Type); NULL if it answered. */

@@ -530,38 +530,16 @@ static void bulk_finish(bulk_req_t *b)
     buf_free(&out);
 }
 
-static int bulk_status(int code)
-{
-    switch (code) {
-    case KITH_EVALIDATION:
-    case KITH_ELIMIT:
-    case KITH_EVETO:
-        return 422;
-    case KITH_EEXIST:
-    case KITH_ECONFLICT:
-        return 409;
-    case KITH_EPERM:
-        return 403;
-    case KITH_ENOTFOUND:
-        return 404;
-    case KITH_EINVAL:
-        return 400;
-    case KITH_ENOSPC:
-        return 507;
-    default:
-        return 500;
-    }
-}
-
 static void bulk_done(store_op_t *op, void *ctx)
 {
     bulk_op_t *bo = ctx;
     bulk_req_t *b = bo->b;
     if (op->status) {
         b->failed++;
-        bulk_result(b, bo->line,
-                    result_error(bo->line, bulk_status(op->status),
-                                 op->diag ? op->diag->msg : "failed", op->diag));
+        const char *msg = op->diag ? op->diag->msg : "failed", *type, *shown;
+        int status = api_status(op->status, msg, &type, &shown);
+        if (shown != msg) log_error("api", "request %s, line %zu: %s", b->r->id, bo->line, msg);
+        bulk_result(b, bo->line, result_error(bo->line, status, shown, op->diag));
     } else {
         b->ok++;
         char ids[ID_TEXT_LEN + 1];

@@ -386,6 +386,43 @@ void api_loop_detach(net_loop_t *loop)
 
 /* ---- helpers for handlers ---- */
 
+int api_status(int code, const char *msg, const char **type, const char **detail)
+{
+    *detail = msg;
+    switch (code) {
+    case KITH_EINVAL:
+        return *type = "invalid", 400;
+    case KITH_ENOTFOUND:
+        return *type = "not-found", 404;
+    case KITH_EEXIST:
+    case KITH_ECONFLICT:
+        return *type = "conflict", 409;
+    case KITH_EVALIDATION:
+        return *type = "validation", 422;
+    case KITH_EPERM:
+        return *type = "forbidden", 403;
+    case KITH_ELIMIT:
+        return *type = "limit", 422;
+    case KITH_EVETO:
+        return *type = "vetoed", 422;
+    case KITH_EHANDLER:
+        /* the handler's message may quote record data the caller's role may
+         * not see: it goes to the log, the caller gets the request id */
+        *detail = "a rule failed while handling this write (the server log has the details, "
+                  "under this request's id)";
+        return *type = "handler-failed", 500;
+    case KITH_ENOSPC:
+        return *type = "no-space", 507;
+    case KITH_EBUSY:
+    case KITH_ESHUTDOWN:
+    case KITH_ENOMEM:
+        return *type = "unavailable", 503;
+    default:
+        *detail = "the server could not complete the request";
+        return *type = "internal", 500;
+    }
+}
+
 void api_fail(http_req_t *r, int code)
 {
     const err_diag_t *e = err_last();
@@ -398,55 +435,10 @@ void api_fail(http_req_t *r, int code)
                                                   e->fields[i].msg));
         extra = json_pack("{s:o}", "errors", errs);
     }
-    int status;
-    const char *type;
-    switch (code) {
-    case KITH_EINVAL:
-        status = 400, type = "invalid";
-        break;
-    case KITH_ENOTFOUND:
-        status = 404, type = "not-found";
-        break;
-    case KITH_EEXIST:
-        status = 409, type = "conflict";
-        break;
-    case KITH_ECONFLICT:
-        status = 409, type = "conflict";
-        break;
-    case KITH_EVALIDATION:
-        status = 422, type = "validation";
-        break;
-    case KITH_EPERM:
-        status = 403, type = "forbidden";
-        break;
-    case KITH_ELIMIT:
-        status = 422, type = "limit";
-        break;
-    case KITH_EVETO:
-        status = 422, type = "vetoed";
-        break;
-    case KITH_EHANDLER:
-        /* the handler's message may quote record data the caller's role
-         * may not see: it goes to the log, the caller gets the request id */
-        status = 500, type = "handler-failed";
-        log_error("api", "request %s: %s", r->id, detail);
-        detail = "a rule failed while handling this write (the server log has the details, "
-                 "under this request's id)";
-        break;
-    case KITH_ENOSPC:
-        status = 507, type = "no-space";
-        break;
-    case KITH_EBUSY:
-    case KITH_ESHUTDOWN:
-    case KITH_ENOMEM:
-        status = 503, type = "unavailable";
-        break;
-    default:
-        status = 500, type = "internal";
-        log_error("api", "request %s: %s", r->id, detail);
-        detail = "the server could not complete the request";
-        break;
-    }
+    const char *type, *shown;
+    int status = api_status(code, detail, &type, &shown);
+    if (shown != detail) log_error("api", "request %s: %s", r->id, detail);
+    detail = shown;
     http_respond_problem(r, status, type, detail, extra);
     if (extra) json_decref(extra);
 }

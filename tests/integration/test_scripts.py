@@ -616,6 +616,32 @@ def test_hostile_before_hook_fails_its_write(server, case, body):
     assert [s["tag"] for s in ks.list_all(server, k, "sidefx")] == ["control"]
 
 
+def test_bulk_and_import_rows_hide_a_handlers_message(server):
+    """Per-row reports map codes like whole answers: a failing rule is a 500
+    handler-failed whose text stays in the log."""
+    k = server.admin
+    schema(server, k, "rows", [{"name": "tag", "type": "string"}])
+    deploy_ok(server, k, "rowrule", r'''
+kith.on("rows.before_create", function(ev)
+  if ev.record.tag == "boom" then error("secret-" .. ev.record.tag) end
+end)
+''')
+    body = json.dumps({"tag": "ok"}) + "\n" + json.dumps({"tag": "boom"}) + "\n"
+    r = server.req("POST", "/v1/rows/bulk", key=k, body=body, ctype="application/x-ndjson")
+    assert r.status == 200, r
+    out = [json.loads(x) for x in r.body.decode().splitlines()]
+    assert out[0]["status"] == 201
+    assert out[1]["status"] == 500, out[1]
+    assert "secret" not in r.body.decode()
+    r = server.req("POST", "/v1/rows/import", key=k, body="tag\nok\nboom\n", ctype="text/csv")
+    assert r.status == 200, r
+    rep = r.json
+    assert rep["failed"] == 1, rep
+    assert rep["errors"][0]["status"] == 500, rep
+    assert "secret" not in r.body.decode()
+    assert log_has(server, "secret-boom")
+
+
 # ---------------------------------------------------------------- 7. workspaces
 
 PROBE = r'''
