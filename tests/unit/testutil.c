@@ -203,6 +203,35 @@ uint64_t tu_check_problems(store_t *st)
     return rep.problems;
 }
 
+uint64_t tu_count(store_t *st, const char *coll)
+{
+    store_rtxn_t *rt;
+    assert_ok(store_read_begin(st, &rt));
+    uint64_t n = 0;
+    assert_ok(store_count(rt, coll, &n));
+    store_read_end(rt);
+    return n;
+}
+
+uint64_t tu_changes_last(store_t *st)
+{
+    store_rtxn_t *rt;
+    assert_ok(store_read_begin(st, &rt));
+    uint64_t s = store_changes_last(rt);
+    store_read_end(rt);
+    return s;
+}
+
+uint64_t tu_cursor(store_t *st, const char *consumer)
+{
+    store_rtxn_t *rt;
+    assert_ok(store_read_begin(st, &rt));
+    uint64_t seq = 99999;
+    assert_ok(store_cursor_get(rt, consumer, &seq));
+    store_read_end(rt);
+    return seq;
+}
+
 /* ---- writer gates, loops and raw LMDB edits ---- */
 
 static int gate_fn(store_wtxn_t *w, store_op_t *op)

@@ -70,6 +70,12 @@ json_t *tu_coll_json(store_t *st, const char *coll);
 /* Runs store_check and returns the number of problems, printing each. */
 uint64_t tu_check_problems(store_t *st);
 
+/* Records in coll, the change log's last sequence, and a consumer's cursor
+ * (0 if never saved), each read in its own snapshot. */
+uint64_t tu_count(store_t *st, const char *coll);
+uint64_t tu_changes_last(store_t *st);
+uint64_t tu_cursor(store_t *st, const char *consumer);
+
 /* ---- writer gates, loops and raw LMDB edits ------------------------------ */
 
 #include <lmdb.h>

@@ -215,25 +215,6 @@ static void on(bus_t *b, const char *event, const char *name, int priority, bus_
         }                                                                                          \
     } while (0)
 
-static uint64_t changes_last(store_t *st)
-{
-    store_rtxn_t *rt;
-    assert_ok(store_read_begin(st, &rt));
-    uint64_t s = store_changes_last(rt);
-    store_read_end(rt);
-    return s;
-}
-
-static uint64_t cursor_of(store_t *st, const char *key)
-{
-    store_rtxn_t *rt;
-    assert_ok(store_read_begin(st, &rt));
-    uint64_t c = 0;
-    assert_ok(store_cursor_get(rt, key, &c));
-    store_read_end(rt);
-    return c;
-}
-
 /* Whether the after-hook `key` has looked at every committed change (in one
  * snapshot): once true, and with no client writing, it will not run again. */
 static int caught_up(store_t *st, const char *key)
@@ -245,16 +226,6 @@ static int caught_up(store_t *st, const char *key)
     int done = c == store_changes_last(rt);
     store_read_end(rt);
     return done;
-}
-
-static uint64_t count_of(store_t *st, const char *coll)
-{
-    store_rtxn_t *rt;
-    assert_ok(store_read_begin(st, &rt));
-    uint64_t n = 0;
-    assert_ok(store_count(rt, coll, &n));
-    store_read_end(rt);
-    return n;
 }
 
 static bus_stats_t stats_of(bus_t *b)
@@ -461,8 +432,8 @@ static void before_create_veto(void **state)
     assert_non_null(strstr(op->diag->msg, "no contacts from spam, please"));
     assert_int_equal(op->seq, 0);
     store_op_free(op);
-    assert_int_equal(count_of(f->st, "contacts"), 0);
-    assert_int_equal(changes_last(f->st), 0);
+    assert_int_equal(tu_count(f->st, "contacts"), 0);
+    assert_int_equal(tu_changes_last(f->st), 0);
     assert_int_equal(rec_n(h->rec), 1);
     bus_stats_t s = stats_of(f->bus);
     assert_int_equal(s.vetoes, 1);
@@ -471,8 +442,8 @@ static void before_create_veto(void **state)
     /* the same handler lets a good one through */
     kith_id_t id;
     assert_ok(create_j(f->st, "contacts", "{\"name\":\"ada@example.com\"}", &id, NULL));
-    assert_int_equal(count_of(f->st, "contacts"), 1);
-    assert_int_equal(changes_last(f->st), 1);
+    assert_int_equal(tu_count(f->st, "contacts"), 1);
+    assert_int_equal(tu_changes_last(f->st), 1);
     assert_int_equal(rec_n(h->rec), 2);
     assert_int_equal(stats_of(f->bus).vetoes, 1);
     rec_check(h->rec);
@@ -538,8 +509,8 @@ static void before_hooks_amend(void **state)
     assert_int_equal(create_j(f->st, "contacts", "{\"name\":\"bad\",\"score\":1}", NULL, NULL),
                      KITH_EVALIDATION);
     assert_non_null(strstr(err_last()->msg, "before-hook"));
-    assert_int_equal(count_of(f->st, "contacts"), 1);
-    assert_int_equal(changes_last(f->st), 1);
+    assert_int_equal(tu_count(f->st, "contacts"), 1);
+    assert_int_equal(tu_changes_last(f->st), 1);
 
     /* an update amended: the stored record, the change's field list and its
      * previous values include what the hook changed */
@@ -643,8 +614,8 @@ static void before_hook_writes_are_atomic(void **state)
 
     kith_id_t id;
     assert_ok(create_j(f->st, "contacts", "{\"name\":\"ok\"}", &id, NULL));
-    assert_int_equal(count_of(f->st, "contacts"), 1);
-    assert_int_equal(count_of(f->st, "notes"), 1);
+    assert_int_equal(tu_count(f->st, "contacts"), 1);
+    assert_int_equal(tu_count(f->st, "notes"), 1);
     json_t *notes = all_fields(f->st, "notes"),
            *wn = tu_json("[{\"what\":\"contact\",\"ref\":\"ok\"}]");
     assert_true(json_equal(notes, wn));
@@ -667,9 +638,9 @@ static void before_hook_writes_are_atomic(void **state)
     assert_non_null(strstr(err_last()->msg, "vetoed by policy"));
     assert_int_equal(rec_n(ha->rec), 2); /* the audit hook did run and write */
     assert_int_equal(rec_n(hv->rec), 2);
-    assert_int_equal(count_of(f->st, "contacts"), 1);
-    assert_int_equal(count_of(f->st, "notes"), 1);
-    assert_int_equal(changes_last(f->st), 2);
+    assert_int_equal(tu_count(f->st, "contacts"), 1);
+    assert_int_equal(tu_count(f->st, "notes"), 1);
+    assert_int_equal(tu_changes_last(f->st), 2);
     assert_int_equal(tu_check_problems(f->st), 0);
     rec_check(ha->rec);
     rec_check(hv->rec);
@@ -984,7 +955,7 @@ static void after_hook_own_writes_not_seen(void **state)
     assert_int_equal(json_integer_value(json_object_get(got, "touched")), 2);
     json_decref(got);
     assert_int_equal(version, 5); /* create, 2 updates, 2 touches */
-    assert_int_equal(changes_last(f->st), 5);
+    assert_int_equal(tu_changes_last(f->st), 5);
     assert_int_equal(stats_of(f->bus).cascade_stops, 0);
     rec_check(h->rec);
 }
@@ -1059,7 +1030,7 @@ static void cascade_stops(void **state)
     assert_ok(create_j(f->st, "a", "{\"n\":0}", NULL, NULL));
     await(stats_of(f->bus).cascade_stops > 0);
     await(caught_up(f->st, OWNER "/a_makes_b") && caught_up(f->st, OWNER "/b_makes_a"));
-    uint64_t na = count_of(f->st, "a"), nb = count_of(f->st, "b");
+    uint64_t na = tu_count(f->st, "a"), nb = tu_count(f->st, "b");
     if (na + nb > 2 * BUS_DEPTH_MAX + 2 || na + nb < BUS_DEPTH_MAX)
         fail_msg("the cascade wrote %llu a and %llu b", (unsigned long long)na,
                  (unsigned long long)nb);
@@ -1069,8 +1040,8 @@ static void cascade_stops(void **state)
     assert_ok(create_j(f->st, "c", "{\"n\":1}", NULL, NULL));
     await(rec_n(hc->rec) >= 1 && caught_up(f->st, OWNER "/c_seen"));
     assert_int_equal(rec_n(hc->rec), 1);
-    assert_int_equal(count_of(f->st, "a"), na); /* and the chain stayed stopped */
-    assert_int_equal(count_of(f->st, "b"), nb);
+    assert_int_equal(tu_count(f->st, "a"), na); /* and the chain stayed stopped */
+    assert_int_equal(tu_count(f->st, "b"), nb);
     rec_check(ha->rec);
     rec_check(hb->rec);
 }
@@ -1191,7 +1162,7 @@ static void cursor_survives_restart(void **state)
     on(f->bus, "contacts.created", "mark", 0, h_mark, h1, NULL, 0);
     bus_attach(f->bus);
     create_contacts(f->st, "first", 20);
-    await(count_of(f->st, "notes") >= 20 && caught_up(f->st, key));
+    await(tu_count(f->st, "notes") >= 20 && caught_up(f->st, key));
     store_close(f->st);
     f->st = NULL;
     bus_free(f->bus);
@@ -1200,11 +1171,11 @@ static void cursor_survives_restart(void **state)
 
     /* the server is down: a tool writes 15 more, nobody delivers them */
     f->st = tu_store_reopen(f->dir, 0);
-    saved = cursor_of(f->st, key);
+    saved = tu_cursor(f->st, key);
     assert_true(saved > 0);
     create_contacts(f->st, "offline", 15);
-    assert_int_equal(count_of(f->st, "notes"), 20);
-    assert_int_equal(cursor_of(f->st, key), saved);
+    assert_int_equal(tu_count(f->st, "notes"), 20);
+    assert_int_equal(tu_cursor(f->st, key), saved);
     store_close(f->st);
     f->st = NULL;
 
@@ -1215,7 +1186,7 @@ static void cursor_survives_restart(void **state)
     on(f->bus, "contacts.created", "mark", 0, h_mark, h2, NULL, 0);
     bus_attach(f->bus);
     create_contacts(f->st, "second", 15);
-    await(count_of(f->st, "notes") >= 50 && caught_up(f->st, key));
+    await(tu_count(f->st, "notes") >= 50 && caught_up(f->st, key));
     assert_int_equal(rec_n(h1->rec), 20);
     assert_int_equal(rec_n(h2->rec), 30);
     for (size_t i = 0; i < 30; i++)

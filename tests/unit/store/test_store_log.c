@@ -338,16 +338,6 @@ static void replay_from_any_seq(void **state)
     changes_free(&c);
 }
 
-static uint64_t cursor_of(store_t *st, const char *consumer)
-{
-    store_rtxn_t *rt;
-    assert_ok(store_read_begin(st, &rt));
-    uint64_t seq = 99999;
-    assert_ok(store_cursor_get(rt, consumer, &seq));
-    store_read_end(rt);
-    return seq;
-}
-
 static int set_cursor(store_t *st, const char *consumer, uint64_t seq)
 {
     store_op_t *op = store_op_cursor_set(consumer, seq);
@@ -361,19 +351,19 @@ static void consumer_cursors(void **state)
     fx_t *f = *state;
     for (int i = 0; i < 5; i++)
         store_op_free(create(f->st, "{\"first\":\"C\"}"));
-    assert_int_equal(cursor_of(f->st, "webhooks"), 0); /* never saved */
+    assert_int_equal(tu_cursor(f->st, "webhooks"), 0); /* never saved */
     assert_ok(set_cursor(f->st, "webhooks", 3));
     assert_ok(set_cursor(f->st, "search", 5)); /* the end itself is fine */
     assert_ok(set_cursor(f->st, "zero", 0));
-    assert_int_equal(cursor_of(f->st, "webhooks"), 3);
-    assert_int_equal(cursor_of(f->st, "search"), 5);
+    assert_int_equal(tu_cursor(f->st, "webhooks"), 3);
+    assert_int_equal(tu_cursor(f->st, "search"), 5);
 
     /* beyond the log's end: refused, nothing saved */
     assert_int_equal(set_cursor(f->st, "webhooks", 6), KITH_EINVAL);
     assert_non_null(strstr(err_last()->msg, "beyond"));
     assert_int_equal(set_cursor(f->st, "fresh", 1000), KITH_EINVAL);
-    assert_int_equal(cursor_of(f->st, "webhooks"), 3);
-    assert_int_equal(cursor_of(f->st, "fresh"), 0);
+    assert_int_equal(tu_cursor(f->st, "webhooks"), 3);
+    assert_int_equal(tu_cursor(f->st, "fresh"), 0);
     /* bad consumer names */
     char longname[202];
     memset(longname, 'c', 201);
@@ -386,16 +376,16 @@ static void consumer_cursors(void **state)
     /* durable */
     store_close(f->st);
     f->st = tu_store_reopen(f->dir, 0);
-    assert_int_equal(cursor_of(f->st, "webhooks"), 3);
-    assert_int_equal(cursor_of(f->st, "search"), 5);
-    assert_int_equal(cursor_of(f->st, longname), 1);
+    assert_int_equal(tu_cursor(f->st, "webhooks"), 3);
+    assert_int_equal(tu_cursor(f->st, "search"), 5);
+    assert_int_equal(tu_cursor(f->st, longname), 1);
     /* the end is known after a reopen too */
     assert_int_equal(set_cursor(f->st, "search", 6), KITH_EINVAL);
     assert_ok(set_cursor(f->st, "webhooks", 5));
-    assert_int_equal(cursor_of(f->st, "webhooks"), 5);
+    assert_int_equal(tu_cursor(f->st, "webhooks"), 5);
     /* and a consumer may move back (to replay) */
     assert_ok(set_cursor(f->st, "webhooks", 2));
-    assert_int_equal(cursor_of(f->st, "webhooks"), 2);
+    assert_int_equal(tu_cursor(f->st, "webhooks"), 2);
 
     char *problems;
     store_check_report_t rep = tu_check(f->st, &problems);
@@ -409,7 +399,7 @@ static void consumer_cursors(void **state)
     f->st = tu_store_reopen(f->dir, 1);
     assert_int_equal(set_cursor(f->st, "search", 6), KITH_EINVAL);
     assert_ok(set_cursor(f->st, "search", 4));
-    assert_int_equal(cursor_of(f->st, "search"), 4);
+    assert_int_equal(tu_cursor(f->st, "search"), 4);
 }
 
 static void render_is_json(void **state)

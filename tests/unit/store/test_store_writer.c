@@ -63,25 +63,6 @@ static store_op_t *op_update_j(const kith_id_t *id, json_t *patch, uint64_t if_v
     return op;
 }
 
-static uint64_t changes_last(store_t *st)
-{
-    store_rtxn_t *rt;
-    assert_ok(store_read_begin(st, &rt));
-    uint64_t s = store_changes_last(rt);
-    store_read_end(rt);
-    return s;
-}
-
-static uint64_t count_of(store_t *st, const char *coll)
-{
-    store_rtxn_t *rt;
-    assert_ok(store_read_begin(st, &rt));
-    uint64_t n = 0;
-    assert_ok(store_count(rt, coll, &n));
-    store_read_end(rt);
-    return n;
-}
-
 /* 0 or the store_get error; *fields (may be NULL) gets the record's fields. */
 static int get_rec(store_t *st, const char *coll, const kith_id_t *id, json_t **fields,
                    uint64_t *version)
@@ -145,8 +126,8 @@ static void assert_clean(store_t *st, uint64_t records, uint64_t index_entries)
     free(problems);
     assert_int_equal(rep.records, records);
     assert_int_equal(rep.index_entries, index_entries);
-    assert_int_equal(rep.log_entries, changes_last(st));
-    assert_int_equal(rep.last_seq, changes_last(st));
+    assert_int_equal(rep.log_entries, tu_changes_last(st));
+    assert_int_equal(rep.last_seq, tu_changes_last(st));
 }
 
 /* ---- a. one batch, many outcomes ---------------------------------------- */
@@ -194,7 +175,7 @@ static void batch_isolates_failed_ops(void **state)
                  "{\"email\":\"pre%d@x.io\",\"handle\":\"pre%d\",\"name\":\"P%d\"}", k, k, k);
         assert_ok(tu_create(f->st, "people", fields, &pre[k]));
     }
-    uint64_t seq0 = changes_last(f->st);
+    uint64_t seq0 = tu_changes_last(f->st);
     store_stats_t s0, s1, s2;
     store_stats_get(f->st, &s0);
 
@@ -355,12 +336,12 @@ static void batch_isolates_failed_ops(void **state)
         }
     }
     /* 20 kept from before - 20 deleted + 3 x 20 created */
-    assert_int_equal(count_of(f->st, "people"), 3 * NPRE);
+    assert_int_equal(tu_count(f->st, "people"), 3 * NPRE);
 
     /* the log holds exactly the successful ops, in order */
     log_collect_t c = changes_after(f->st, seq0);
     assert_int_equal(c.n, BURST / 2);
-    assert_int_equal(changes_last(f->st), seq0 + BURST / 2);
+    assert_int_equal(tu_changes_last(f->st), seq0 + BURST / 2);
     size_t e = 0;
     for (int i = 0; i < BURST; i++) {
         store_op_t *op = ops[i];
@@ -404,8 +385,8 @@ static void commit_failure(store_t *st, int fault)
     kith_id_t x, y;
     assert_ok(tu_create(st, "people", "{\"email\":\"x@x.io\",\"name\":\"X\",\"age\":1}", &x));
     assert_ok(tu_create(st, "people", "{\"email\":\"y@x.io\",\"name\":\"Y\"}", &y));
-    uint64_t seq0 = changes_last(st);
-    uint64_t n0 = count_of(st, "people");
+    uint64_t seq0 = tu_changes_last(st);
+    uint64_t n0 = tu_count(st, "people");
     store_stats_t s0, s1;
     store_stats_get(st, &s0);
 
@@ -474,8 +455,8 @@ static void commit_failure(store_t *st, int fault)
     assert_int_equal(json_integer_value(json_object_get(xf, "age")), 1);
     json_decref(xf);
     assert_ok(get_rec(st, "people", &y, NULL, NULL));
-    assert_int_equal(count_of(st, "people"), n0);
-    assert_int_equal(changes_last(st), seq0);
+    assert_int_equal(tu_count(st, "people"), n0);
+    assert_int_equal(tu_changes_last(st), seq0);
     store_rtxn_t *rt;
     assert_ok(store_read_begin(st, &rt));
     assert_null(store_schema_coll(store_read_schema(rt), "ghosts"));
@@ -505,8 +486,8 @@ static void commit_failure(store_t *st, int fault)
     store_op_free(del);
     tu_schema(st, "{\"name\":\"ghosts\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}");
     assert_ok(tu_create(st, "ghosts", "{\"a\":1}", NULL));
-    assert_int_equal(count_of(st, "people"), n0 + FAILED_CREATES);
-    assert_int_equal(changes_last(st), seq0 + FAILED_CREATES + 4);
+    assert_int_equal(tu_count(st, "people"), n0 + FAILED_CREATES);
+    assert_int_equal(tu_changes_last(st), seq0 + FAILED_CREATES + 4);
     assert_clean(st, n0 + FAILED_CREATES + 1, 3 * (n0 + FAILED_CREATES));
 
     for (size_t i = 0; i < n; i++)
@@ -520,7 +501,7 @@ static void commit_eio(void **state)
     /* and the data is on disk: a fresh open sees it */
     store_close(f->st);
     f->st = tu_store_reopen(f->dir, 0);
-    assert_int_equal(count_of(f->st, "people"), 2 + FAILED_CREATES);
+    assert_int_equal(tu_count(f->st, "people"), 2 + FAILED_CREATES);
 }
 
 static void commit_panic(void **state)
@@ -529,7 +510,7 @@ static void commit_panic(void **state)
     commit_failure(f->st, STORE_FAULT_COMMIT_PANIC);
     store_close(f->st);
     f->st = tu_store_reopen(f->dir, 0);
-    assert_int_equal(count_of(f->st, "people"), 2 + FAILED_CREATES);
+    assert_int_equal(tu_count(f->st, "people"), 2 + FAILED_CREATES);
     assert_clean(f->st, 2 + FAILED_CREATES + 1, 3 * (2 + FAILED_CREATES));
 }
 
@@ -599,16 +580,16 @@ static void map_grows_under_load(void **state)
     assert_true(s1.file_bytes <= s1.map_size);
     assert_int_equal(s1.ops - s0.ops, GROW_RECORDS);
     assert_int_equal(s1.ops_failed, 0);
-    assert_int_equal(count_of(st, "items"), GROW_RECORDS);
+    assert_int_equal(tu_count(st, "items"), GROW_RECORDS);
     assert_clean(st, GROW_RECORDS, 2 * GROW_RECORDS);
-    assert_int_equal(changes_last(st), GROW_RECORDS);
+    assert_int_equal(tu_changes_last(st), GROW_RECORDS);
     assert_int_equal(tu_query_ids(st, "items", "{\"qty\":7}", NULL, NULL, 0), GROW_RECORDS / 100);
     assert_int_equal(tu_query_ids(st, "items", "{\"sku\":\"SKU-019999\"}", NULL, NULL, 0), 1);
 
     /* the grown map is what the next open uses */
     store_close(st);
     st = tu_store_reopen(dir, 0);
-    assert_int_equal(count_of(st, "items"), GROW_RECORDS);
+    assert_int_equal(tu_count(st, "items"), GROW_RECORDS);
     tu_store_close(st, dir);
 }
 
@@ -663,7 +644,7 @@ static int cmp_u64(const void *a, const void *b)
 static void exec_from_many_threads(void **state)
 {
     fx_t *f = *state;
-    uint64_t seq0 = changes_last(f->st);
+    uint64_t seq0 = tu_changes_last(f->st);
     exec_arg_t args[EXEC_THREADS];
     uv_thread_t th[EXEC_THREADS];
     for (int t = 0; t < EXEC_THREADS; t++) {
@@ -684,7 +665,7 @@ static void exec_from_many_threads(void **state)
     qsort(all, EXEC_THREADS * EXEC_PER, sizeof all[0], cmp_u64);
     for (int i = 0; i < EXEC_THREADS * EXEC_PER; i++)
         assert_int_equal(all[i], seq0 + 1 + (uint64_t)i);
-    assert_int_equal(count_of(f->st, "people"), EXEC_THREADS * EXEC_PER);
+    assert_int_equal(tu_count(f->st, "people"), EXEC_THREADS * EXEC_PER);
     assert_clean(f->st, EXEC_THREADS * EXEC_PER, 3 * EXEC_THREADS * EXEC_PER);
 }
 
@@ -785,7 +766,7 @@ static void close_with_ops_queued(void **state)
         snprintf(email, sizeof email, "late%d@x.io", i);
         assert_int_equal(people_with(f->st, "email", email, NULL), 0);
     }
-    assert_int_equal(count_of(f->st, "people"), committed);
+    assert_int_equal(tu_count(f->st, "people"), committed);
     assert_clean(f->st, committed, 3 * committed);
     for (int i = 0; i < QUEUED; i++)
         store_op_free(queued[i]);
@@ -854,7 +835,7 @@ static void no_writer_runs_inline(void **state)
     tu_loop_finish(&l);
     assert_int_equal(done, 1);
     store_op_free(op);
-    assert_int_equal(count_of(st, "people"), 2);
+    assert_int_equal(tu_count(st, "people"), 2);
     assert_clean(st, 2, 6);
     tu_store_close(st, dir);
 }

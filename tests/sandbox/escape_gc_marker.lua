@@ -1,4 +1,4 @@
 -- expect: __gc is not allowed
--- a placeholder __gc would mark the table for finalization
+-- a __gc entry of any value (false too) marks the table for finalization
 local mt = {__gc = false}
 setmetatable({}, mt)
