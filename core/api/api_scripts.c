@@ -101,7 +101,7 @@ static int load_op(store_wtxn_t *w, store_op_t *op)
         for (size_t i = 0; i < set.n; i++)
             if (!set.v[i].deleted && set.v[i].source)
                 ls[n++] = (lua_script_t){set.v[i].name, set.v[i].source, set.v[i].len};
-        rc = lua_host_load(ws->lua, w, ls, n);
+        rc = lua_host_load(ws->lua, ls, n);
         free(ls);
     }
     for (size_t i = 0; i < set.n; i++)
@@ -118,7 +118,7 @@ static store_op_t *load_op_new(api_ws_t *w)
 int api_ws_extend(api_ws_t *w)
 {
     w->bus = bus_new(w->st, w->name);
-    w->lua = lua_host_new(w->bus, w->st, w->name, NULL);
+    w->lua = lua_host_new(w->bus, w->name, NULL);
     bus_attach(w->bus);
     store_op_t *op = load_op_new(w);
     op->system = 1;

@@ -15,10 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DELIVER_ROUND      256            /* changes one consumer takes per round */
-#define BACKOFF_MIN_US     (100LL * 1000) /* first retry after a failure */
-#define BACKOFF_MAX_US     (60LL * 1000000)
-#define HANDLER_FIELDS_MAX 32
+#define DELIVER_ROUND  256            /* changes one consumer takes per round */
+#define BACKOFF_MIN_US (100LL * 1000) /* first retry after a failure */
+#define BACKOFF_MAX_US (60LL * 1000000)
 
 typedef struct handler {
     char event[BUS_NAME_MAX];
@@ -29,7 +28,7 @@ typedef struct handler {
     int op;                    /* collection events: enum store_change_op */
     int priority;
     uint64_t order; /* registration order, the tie-breaker */
-    char *fields[HANDLER_FIELDS_MAX];
+    char *fields[BUS_FIELDS_MAX];
     size_t nfields;
     bus_fn fn;
     void *ctx;
@@ -116,6 +115,13 @@ int bus_event_name_ok(const char *name, int *before)
     return ok;
 }
 
+int bus_event_is_domain(const char *name)
+{
+    int b, op;
+    char coll[STORE_NAME_MAX];
+    return name && event_parse(name, &b, &op, coll) && op == 0;
+}
+
 /* ---- registry ---------------------------------------------------------- */
 
 static void handler_free(handler_t *h)
@@ -147,9 +153,9 @@ int bus_on(bus_t *b, const bus_handler_def_t *def)
         free(h);
         return err_set(KITH_EINVAL, "a handler's owner/name is at most 200 bytes");
     }
-    if (def->nfields > HANDLER_FIELDS_MAX) {
+    if (def->nfields > BUS_FIELDS_MAX) {
         free(h);
-        return err_set(KITH_ELIMIT, "a handler watches at most %d fields", HANDLER_FIELDS_MAX);
+        return err_set(KITH_ELIMIT, "a handler watches at most %d fields", BUS_FIELDS_MAX);
     }
     snprintf(h->event, sizeof h->event, "%s", def->event);
     snprintf(h->owner, sizeof h->owner, "%s", def->owner);

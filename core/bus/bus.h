@@ -29,6 +29,7 @@
 #define BUS_DEPTH_MAX     8
 #define BUS_NAME_MAX      128 /* event names and handler keys */
 #define BUS_PRIORITY_DFLT 100
+#define BUS_FIELDS_MAX    32 /* fields one handler may watch */
 
 typedef struct bus bus_t;
 
@@ -101,5 +102,7 @@ void bus_stats(bus_t *b, bus_stats_t *out);
  * collection event is before_create|before_update|before_delete|created|
  * updated|deleted. Returns 1 if name is well formed; *before: a before-hook. */
 int bus_event_name_ok(const char *name, int *before);
+/* Whether name is a well-formed domain event (not a collection's event). */
+int bus_event_is_domain(const char *name);
 
 #endif

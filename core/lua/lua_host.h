@@ -36,13 +36,13 @@ typedef struct lua_host_stats {
     uint64_t calls, errors, timeouts, oom;
 } lua_host_stats_t;
 
-lua_host_t *lua_host_new(bus_t *bus, store_t *st, const char *workspace, const lua_limits_t *lim);
+lua_host_t *lua_host_new(bus_t *bus, const char *workspace, const lua_limits_t *lim);
 void lua_host_free(lua_host_t *h);
 
 /* Replaces every loaded script with scripts[0..n) (in that order) in a fresh
  * state; a script that fails to load is logged and left out. Writer thread
- * (a custom op: w is its transaction) or before the writer runs (w NULL). */
-int lua_host_load(lua_host_t *h, store_wtxn_t *w, const lua_script_t *scripts, size_t n);
+ * (a custom op) or before the writer runs. */
+int lua_host_load(lua_host_t *h, const lua_script_t *scripts, size_t n);
 void lua_host_stats(lua_host_t *h, lua_host_stats_t *out);
 
 /* Compiles and runs name's top level in a scratch sandbox (kith.on is

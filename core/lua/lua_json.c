@@ -14,7 +14,6 @@
 #include <math.h>
 #include <string.h>
 
-#define DEPTH_MAX  64
 #define VALUES_MAX 200000 /* a table shared along many paths is walked once per path */
 
 static char null_key; /* its address is kith.json.null */
@@ -89,7 +88,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why, size_
         *why = "more than 200,000 values";
         return NULL;
     }
-    if (depth > DEPTH_MAX) {
+    if (depth > JSON_DEPTH_MAX) {
         *why = "nested deeper than 64 levels (a cycle?)";
         return NULL;
     }
@@ -200,14 +199,13 @@ static int l_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    json_error_t e;
-    json_t *j = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+    json_t *j = json_parse(s, n); /* Kith's input limits, as for API bodies */
     if (!j) {
         lua_pushnil(L);
         lua_createtable(L, 0, 2);
-        lua_pushliteral(L, "invalid");
+        lua_pushstring(L, err_name(err_last()->code));
         lua_setfield(L, -2, "code");
-        lua_pushfstring(L, "not JSON: %s at byte %d", e.text, (int)e.position);
+        lua_pushstring(L, err_last()->msg);
         lua_setfield(L, -2, "message");
         return 2;
     }

@@ -23,7 +23,6 @@
 
 struct lua_host {
     bus_t *bus;
-    store_t *st;
     char *ws;
     lua_limits_t lim;
     lsb_t *s;            /* the loaded scripts' state, or NULL */
@@ -254,7 +253,7 @@ static int l_on(lua_State *L)
     }
     if (!s->checking && (!h || !h->loading))
         return luaL_error(L, "kith.on works only at a script's top level");
-    const char *fields[32];
+    const char *fields[BUS_FIELDS_MAX];
     size_t nf = 0;
     int priority = 0;
     char name[BUS_NAME_MAX];
@@ -272,7 +271,8 @@ static int l_on(lua_State *L)
         if (!lua_isnil(L, -1)) {
             luaL_checktype(L, -1, LUA_TTABLE);
             lua_Integer n = luaL_len(L, -1);
-            if (n > 32) return luaL_error(L, "kith.on: at most 32 fields");
+            if (n > BUS_FIELDS_MAX)
+                return luaL_error(L, "kith.on: at most %d fields", BUS_FIELDS_MAX);
             for (lua_Integer i = 1; i <= n; i++) {
                 lua_geti(L, -1, i);
                 fields[nf++] = luaL_checkstring(L, -1);
@@ -306,19 +306,11 @@ static int l_on(lua_State *L)
     return 0;
 }
 
-static int is_collection_event(const char *name)
-{
-    static const char *const sfx[] = {".created", ".updated", ".deleted", ".before_"};
-    for (int i = 0; i < 4; i++)
-        if (strstr(name, sfx[i])) return 1;
-    return 0;
-}
-
 static int l_emit(lua_State *L)
 {
     store_wtxn_t *w = need_w(L, "kith.emit");
     const char *name = luaL_checkstring(L, 1);
-    if (!bus_event_name_ok(name, NULL) || is_collection_event(name))
+    if (!bus_event_is_domain(name))
         return luaL_error(L, "kith.emit: '%s' is not a domain event name (like lead.hot)", name);
     char *text = NULL;
     size_t len = 0;
@@ -516,11 +508,10 @@ static int handler_call(void *ctx, store_wtxn_t *w, bus_event_t *ev)
 
 /* ---- the host ---------------------------------------------------------------- */
 
-lua_host_t *lua_host_new(bus_t *bus, store_t *st, const char *workspace, const lua_limits_t *lim)
+lua_host_t *lua_host_new(bus_t *bus, const char *workspace, const lua_limits_t *lim)
 {
     lua_host_t *h = xcalloc(1, sizeof *h);
     h->bus = bus;
-    h->st = st;
     h->ws = xstrdup(workspace);
     if (lim) h->lim = *lim;
     return h;
@@ -545,9 +536,8 @@ void lua_host_free(lua_host_t *h)
     free(h);
 }
 
-int lua_host_load(lua_host_t *h, store_wtxn_t *w, const lua_script_t *scripts, size_t n)
+int lua_host_load(lua_host_t *h, const lua_script_t *scripts, size_t n)
 {
-    (void)w;
     unload(h);
     if (n == 0) return 0;
     lsb_t *s = lsb_new(&h->lim);

@@ -134,6 +134,15 @@ void lsb_push_frozen(lua_State *L, int idx)
 
 /* ---- capped functions ----------------------------------------------------- */
 
+/* Calls the function this closure wraps (upvalue 1) with the same arguments. */
+static int call_original(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static int cap_rep(lua_State *L)
 {
     size_t l, sl = 0;
@@ -144,10 +153,18 @@ static int cap_rep(lua_State *L)
     if (n > 0 && (n > REP_MAX || (double)n * (double)(l + sl) > (double)s->lim.mem_call))
         return luaL_error(L, "string.rep: %I copies of %d bytes is over the limit", n,
                           (int)(l + sl));
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_original(L);
+}
+
+/* Where the set "[...]" starting at p[i] ends (one past its ']'). */
+static size_t set_end(const char *p, size_t pl, size_t i)
+{
+    i++;
+    if (i < pl && p[i] == '^') i++;
+    if (i < pl && p[i] == ']') i++;
+    while (i < pl && p[i] != ']')
+        i += p[i] == '%' ? 2 : 1;
+    return i + 1;
 }
 
 /* Rough worst-case steps for matching pattern p against n bytes: each
@@ -168,26 +185,13 @@ static double pattern_cost(const char *p, size_t pl, size_t n, int *too_long)
                 item_end = i + 4;
                 k++; /* a balance match scans */
             } else if (e == 'f') {
-                item_end = i + 2;
-                if (item_end < pl && p[item_end] == '[') {
-                    item_end++;
-                    if (item_end < pl && p[item_end] == '^') item_end++;
-                    if (item_end < pl && p[item_end] == ']') item_end++;
-                    while (item_end < pl && p[item_end] != ']')
-                        item_end += p[item_end] == '%' ? 2 : 1;
-                    item_end++;
-                }
+                item_end = i + 2 < pl && p[i + 2] == '[' ? set_end(p, pl, i + 2) : i + 2;
             } else {
                 item_end = i + 2;
                 if (e >= '0' && e <= '9') k++; /* a back reference compares */
             }
         } else if (c == '[') {
-            item_end = i + 1;
-            if (item_end < pl && p[item_end] == '^') item_end++;
-            if (item_end < pl && p[item_end] == ']') item_end++;
-            while (item_end < pl && p[item_end] != ']')
-                item_end += p[item_end] == '%' ? 2 : 1;
-            item_end++;
+            item_end = set_end(p, pl, i);
         } else if (c == '(' || c == ')') {
             i++;
             continue;
@@ -232,10 +236,7 @@ static int cap_pattern(lua_State *L)
                               "anchor it with ^, or shorten the input)",
                               (int)n);
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_original(L);
 }
 
 static int cap_format(lua_State *L)
@@ -243,10 +244,7 @@ static int cap_format(lua_State *L)
     size_t fl;
     luaL_checklstring(L, 1, &fl);
     if (fl > FORMAT_LEN_MAX) return luaL_error(L, "format longer than %d bytes", FORMAT_LEN_MAX);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_original(L);
 }
 
 static lua_Integer range_len(lua_State *L, int t, int ai, int aj)
@@ -254,14 +252,6 @@ static lua_Integer range_len(lua_State *L, int t, int ai, int aj)
     lua_Integer i = luaL_optinteger(L, ai, 1);
     lua_Integer j = lua_isnoneornil(L, aj) ? luaL_len(L, t) : luaL_checkinteger(L, aj);
     return j >= i ? j - i + 1 : 0;
-}
-
-static int call_original(lua_State *L)
-{
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
 }
 
 static int cap_concat(lua_State *L)
@@ -436,8 +426,7 @@ void lsb_free(lsb_t *s)
     free(s);
 }
 
-/* Runs the function below nargs arguments with the budgets armed. */
-static int budgeted_pcall(lsb_t *s, int nargs, int nres)
+int lsb_call(lsb_t *s, int nargs, int nres)
 {
     lua_State *L = s->L;
     size_t base = s->used;
@@ -472,11 +461,6 @@ static int budgeted_pcall(lsb_t *s, int nargs, int nres)
     return 0;
 }
 
-int lsb_call(lsb_t *s, int nargs, int nres)
-{
-    return budgeted_pcall(s, nargs, nres);
-}
-
 int lsb_run_script(lsb_t *s, const char *name, const char *src, size_t len)
 {
     lua_State *L = s->L;
@@ -500,7 +484,7 @@ int lsb_run_script(lsb_t *s, const char *name, const char *src, size_t len)
     if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
     const char *prev = s->script;
     s->script = name;
-    int rc = budgeted_pcall(s, 0, 0);
+    int rc = lsb_call(s, 0, 0);
     s->script = prev;
     if (rc == KITH_EHANDLER) {
         err_diag_t d;

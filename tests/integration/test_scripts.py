@@ -616,6 +616,26 @@ def test_hostile_before_hook_fails_its_write(server, case, body):
     assert [s["tag"] for s in ks.list_all(server, k, "sidefx")] == ["control"]
 
 
+def test_domain_event_names_may_contain_collection_words(server):
+    """Only `<coll>.created|updated|deleted|before_*` are collection events:
+    a domain event such as deal.created_late can be emitted and handled."""
+    k = server.admin
+    schema(server, k, "deals", [{"name": "name", "type": "string"}])
+    schema(server, k, "late", [{"name": "deal", "type": "string"}])
+    deploy_ok(server, k, "late", r'''
+kith.on("deals.created", function(ev)
+  local ok, err = kith.emit("deal.created_late", {id = ev.id})
+  assert(ok, err and err.message)
+end)
+kith.on("deal.created_late", function(ev)
+  kith.entity.create("late", {deal = ev.payload.id})
+end)
+''')
+    d = create(server, k, "deals", {"name": "big"})
+    got = poll(lambda: ks.list_all(server, k, "late"))
+    assert [x["deal"] for x in got] == [d["id"]], got
+
+
 def test_bulk_and_import_rows_hide_a_handlers_message(server):
     """Per-row reports map codes like whole answers: a failing rule is a 500
     handler-failed whose text stays in the log."""

@@ -15,3 +15,8 @@ assert(math.type(kith.time.now()) == "integer")
 kith.on("contacts.before_create", {priority = 5, fields = {"stage"}}, function(ev) end)
 local co = coroutine.wrap(function() coroutine.yield(1) return 2 end)
 assert(co() == 1 and co() == 2)
+-- kith.json.decode applies the API's input limits
+local v, e = kith.json.decode(string.rep("[", 100) .. string.rep("]", 100))
+assert(v == nil and e.code == "limit", e and e.code)
+v, e = kith.json.decode('{"a":1,"a":2}')
+assert(v == nil and e.code == "invalid" and e.message:find("line"), e and e.message)
