@@ -297,8 +297,7 @@ static int on_before(void *ctx, store_wtxn_t *w, store_pending_t *p)
     const char *origin = store_wtxn_origin(w);
     int depth = store_wtxn_depth(w);
     static const char *const suffix[] = {"", "before_create", "before_update", "before_delete"};
-    char name[BUS_NAME_MAX + 16];
-    snprintf(name, sizeof name, "%s.%s", p->coll->name, suffix[p->op]);
+    char name[BUS_NAME_MAX + 16] = ""; /* written when a handler runs: writes are the hot path */
     bus_event_t ev = {.name = name,
                       .op = p->op,
                       .before_phase = 1,
@@ -315,6 +314,7 @@ static int on_before(void *ctx, store_wtxn_t *w, store_pending_t *p)
         if (!h->before || h->op != p->op || strcmp(h->coll, p->coll->name) != 0) continue;
         if (origin && strcmp(origin, h->key) == 0) continue; /* its own write */
         if (p->op == STORE_CHANGE_UPDATE && !fields_match(h, p->changed, p->nchanged)) continue;
+        if (!name[0]) snprintf(name, sizeof name, "%s.%s", p->coll->name, suffix[p->op]);
         if (depth >= BUS_DEPTH_MAX) {
             atomic_fetch_add(&b->cascade_stops, 1);
             log_error("bus",

@@ -92,31 +92,28 @@ static void op_fail(store_op_t *op, int code, const char *fmt, const char *detai
     snprintf(d->msg, sizeof d->msg, fmt, detail);
 }
 
-/* Whether the writer should call the deliver hook now. */
+/* Whether the deliver hook should run at now_us (q_lock held); if not and
+ * it asked for a time, *wait_ns (may be NULL) says how long until then. */
+static int deliver_pending_locked(store_t *st, int64_t now_us, uint64_t *wait_ns)
+{
+    if (wait_ns) *wait_ns = 0;
+    if (!st->hooks || !st->hooks->deliver) return 0;
+    if (st->hooks_kick || (st->deliver_on_commit && st->seq > st->delivered_upto)) return 1;
+    if (!st->deliver_wake_us) return 0;
+    if (now_us >= st->deliver_wake_us) return 1;
+    if (wait_ns) *wait_ns = (uint64_t)(st->deliver_wake_us - now_us) * 1000;
+    return 0;
+}
+
+/* The same, taking the kick: the writer is about to deliver. */
 static int deliver_due(store_t *st, int64_t now_us)
 {
     if (!st->hooks || !st->hooks->deliver) return 0;
     uv_mutex_lock(&st->q_lock);
-    int kick = st->hooks_kick;
+    int due = deliver_pending_locked(st, now_us, NULL);
     st->hooks_kick = 0;
     uv_mutex_unlock(&st->q_lock);
-    return kick || (st->deliver_on_commit && st->seq > st->delivered_upto) ||
-           (st->deliver_wake_us && now_us >= st->deliver_wake_us);
-}
-
-/* The same, under q_lock, without consuming a kick; *wait_ns: how long to
- * sleep at most before a timed delivery (0: no timer). */
-static int deliver_pending_locked(store_t *st, uint64_t *wait_ns)
-{
-    *wait_ns = 0;
-    if (!st->hooks || !st->hooks->deliver) return 0;
-    if (st->hooks_kick || (st->deliver_on_commit && st->seq > st->delivered_upto)) return 1;
-    if (st->deliver_wake_us) {
-        int64_t now = time_now_us();
-        if (now >= st->deliver_wake_us) return 1;
-        *wait_ns = (uint64_t)(st->deliver_wake_us - now) * 1000;
-    }
-    return 0;
+    return due;
 }
 
 static int run_one(store_wtxn_t *w, store_op_t *op)
@@ -435,7 +432,7 @@ static void writer_main(void *arg)
         uint64_t wait_ns = 0;
         int deliver = 0;
         while (!st->q_head && !st->stopping && !jobs &&
-               !(deliver = deliver_pending_locked(st, &wait_ns))) {
+               !(deliver = deliver_pending_locked(st, time_now_us(), &wait_ns))) {
             if (wait_ns)
                 uv_cond_timedwait(&st->q_cond, &st->q_lock, wait_ns);
             else
