@@ -95,7 +95,7 @@ static int load_op(store_wtxn_t *w, store_op_t *op)
     } while (rc == 0 && cursor);
     free(cursor);
     if (rc == 0) {
-        qsort(set.v, set.n, sizeof *set.v, row_cmp);
+        if (set.n) qsort(set.v, set.n, sizeof *set.v, row_cmp); /* qsort(NULL, 0) is undefined */
         lua_script_t *ls = xcalloc(set.n ? set.n : 1, sizeof *ls);
         size_t n = 0;
         for (size_t i = 0; i < set.n; i++)
