@@ -284,23 +284,8 @@ static int status_index(int status)
 
 static void log_flush(api_loop_t *lp)
 {
-    buf_t *b = &lp->logbuf;
-    size_t off = 0;
-    /* At most 4 KiB per write, cut at line ends, so lines from different
-     * loops never interleave even on a pipe. */
-    while (off < b->len) {
-        size_t n = b->len - off;
-        if (n > 4096) {
-            n = 4096;
-            while (n > 0 && b->p[off + n - 1] != '\n')
-                n--;
-            if (n == 0) n = 4096;
-        }
-        ssize_t w = write(STDERR_FILENO, b->p + off, n);
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    buf_reset(b);
+    log_lines(lp->logbuf.p, lp->logbuf.len); /* to the log thread: no disk wait here */
+    buf_reset(&lp->logbuf);
 }
 
 static void on_logflush(uv_timer_t *t)

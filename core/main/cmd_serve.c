@@ -207,6 +207,7 @@ int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv)
     int rc = cli_parse(cmd, argc, argv, CLI_NEED_DATA | CLI_ALLOW_SERVE, 0, 0, &o);
     if (rc >= 0) return rc;
     if (log_get_level() == LOG_WARN && !getenv("KITH_LOG")) log_set_level(LOG_INFO);
+    log_async_start();
     server_t *s = xcalloc(1, sizeof *s);
     int lockfd = -1;
     if (config_load(&s->cfg, o.data) != 0) return serve_fail(cmd, s, lockfd, NULL);
@@ -299,5 +300,6 @@ int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv)
     close(lockfd);
     free(s);
     log_info("http", "stopped");
+    log_async_stop();
     return CLI_OK;
 }

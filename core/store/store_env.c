@@ -275,43 +275,68 @@ int store_env_grow(store_t *st)
 }
 
 /* How much zero-filled file to keep ahead of LMDB: an eighth of what is in
- * use, 4 MiB at least, 64 MiB at most. */
-#define FILL_MIN   (4u << 20)
-#define FILL_MAX   (64u << 20)
-#define FILL_CHUNK (1u << 20)
+ * use, 4 MiB at least, 64 MiB at most. It is written a step at a time, one
+ * step after a commit: zeros written now are flushed by the next commit's
+ * fdatasync, so filling 64 MiB at once stalled that commit (and every
+ * request waiting on it) for a tenth of a second. A step is 1 MiB, or twice
+ * what LMDB grew since the last step when it grows faster (bulk loads), so
+ * the fill keeps ahead without making any one commit pay for all of it.
+ * Filling starts when less than half the margin is left and goes on until
+ * all of it is there again. Without a writer thread (the CLI) no request
+ * waits on a commit, and the whole margin is written at once, so a
+ * short-lived process leaves the file as the next one needs it. */
+#define FILL_MIN  (4u << 20)
+#define FILL_MAX  (64u << 20)
+#define FILL_STEP (1u << 20)
 
-void store_env_fill_ahead(store_t *st)
+static size_t fill_target(size_t used)
+{
+    size_t ahead = used / 8;
+    return used + (ahead < FILL_MIN ? FILL_MIN : ahead > FILL_MAX ? FILL_MAX : ahead);
+}
+
+static size_t used_bytes(store_t *st)
 {
     MDB_envinfo info;
     MDB_stat ms;
+    if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms)) return 0;
+    return ((size_t)info.me_last_pgno + 1) * ms.ms_psize;
+}
+
+void store_env_fill_ahead(store_t *st)
+{
     MDB_txn *t;
     int fd;
     if (st->opts.read_only || mdb_env_get_fd(st->env, &fd)) return;
-    if (st->file_end >= FILL_MIN && mdb_env_info(st->env, &info) == 0 &&
-        mdb_env_stat(st->env, &ms) == 0 &&
-        st->file_end > ((size_t)info.me_last_pgno + 1) * ms.ms_psize + FILL_MAX / 2)
+    size_t used = used_bytes(st);
+    if (!used || (st->file_end && st->file_end >= fill_target(used))) {
+        st->filling = 0;
         return; /* the common case, without a transaction */
+    }
+    if (st->file_end && !st->filling && st->file_end - used >= (fill_target(used) - used) / 2)
+        return;
     /* A write transaction holds every other process's writer off while we
      * look at the last page and write beyond it. */
     if (mdb_txn_begin(st->env, NULL, 0, &t)) return;
-    if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms)) goto out;
+    if (!(used = used_bytes(st))) goto out;
     if (st->file_end == 0) {
         struct stat sb;
         if (fstat(fd, &sb) == 0) st->file_end = (size_t)sb.st_size;
     }
-    size_t used = ((size_t)info.me_last_pgno + 1) * ms.ms_psize;
-    size_t ahead = used / 8;
-    ahead = ahead < FILL_MIN ? FILL_MIN : ahead > FILL_MAX ? FILL_MAX : ahead;
-    if (st->file_end < used) st->file_end = used;
-    if (st->file_end - used >= ahead / 2) goto out;
-    size_t end = used + ahead;
+    if (st->file_end < used) st->file_end = used; /* LMDB grew the file itself */
+    if (!st->filling && st->file_end - used >= (fill_target(used) - used) / 2) goto out;
+    st->filling = 1;
+    size_t end = fill_target(used), grew = used > st->fill_used ? used - st->fill_used : 0;
+    size_t step = st->fill_used && grew * 2 > FILL_STEP ? grew * 2 : FILL_STEP;
+    st->fill_used = used;
+    if (st->writer_started && end > st->file_end + step) end = st->file_end + step;
     if (end > st->map_size) end = st->map_size;
     /* Beyond LMDB's last page nothing reads or writes but this writer
      * thread's own commits, so the zeros cannot overwrite data. They are
      * made durable by the next commit's fdatasync. */
-    static const char zeros[FILL_CHUNK];
+    static const char zeros[FILL_STEP];
     while (st->file_end < end) {
-        size_t n = end - st->file_end < FILL_CHUNK ? end - st->file_end : FILL_CHUNK;
+        size_t n = end - st->file_end < FILL_STEP ? end - st->file_end : FILL_STEP;
         ssize_t w = pwrite(fd, zeros, n, (off_t)st->file_end);
         if (w <= 0) {
             if (w < 0 && errno == EINTR) continue;
@@ -346,6 +371,8 @@ int store_env_reopen(store_t *st)
     mdb_env_close(st->env);
     st->env = NULL;
     st->file_end = 0;
+    st->fill_used = 0;
+    st->filling = 0;
     int rc = env_open_dir(st);
     if (rc == 0) rc = env_open_dbs(st);
     pthread_rwlock_unlock(&st->env_lock);

@@ -56,7 +56,10 @@ struct store {
     MDB_env *env;
     MDB_dbi dbi[DB__COUNT];
     size_t map_size;
-    size_t file_end; /* bytes of data.mdb known written (zero-filled ahead); writer only */
+    size_t file_end;  /* bytes of data.mdb known written (zero-filled ahead); writer only */
+    size_t fill_used; /* LMDB's used bytes at the last fill step; writer only */
+    int fill_due;     /* a commit happened since the last fill step; writer only */
+    int filling;      /* below half the margin: stepping back up to all of it */
 
     /* Readers hold it shared for the life of a read txn; the writer holds it
      * exclusively to remap (grow) or reopen the environment, which LMDB allows
@@ -149,7 +152,7 @@ int store_meta_put_u64(MDB_txn *txn, store_t *st, const char *key, uint64_t v);
 int store_env_grow(store_t *st);
 /* Keeps zero-filled space ahead of LMDB's last page, so a commit rarely
  * grows the file (growing it costs a journal commit on every fdatasync).
- * Writer thread only, between commits. */
+ * Writer thread only, after a batch's completions went out. */
 void store_env_fill_ahead(store_t *st);
 /* Takes the map size another process has set. */
 int store_env_adopt(store_t *st);

@@ -324,7 +324,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             store_schema_unref(w.schema);
         }
         if (w.jobs_changed) jobs_recount(st);
-        store_env_fill_ahead(st);
+        st->fill_due = 1;
         if (n == 0) return 0; /* deliveries alone: not a client batch */
         atomic_fetch_add(&st->n_commits, 1);
         int bucket = 0;
@@ -346,6 +346,14 @@ static void batch_run_split(store_t *st, store_op_t **ops, size_t n)
     }
 }
 
+/* After the completions, so no answer waits for the zeros. */
+static void fill_ahead(store_t *st)
+{
+    if (!st->fill_due) return;
+    st->fill_due = 0;
+    store_env_fill_ahead(st);
+}
+
 static void batch_process(store_t *st, store_op_t *head, size_t n)
 {
     store_op_t *stackv[256];
@@ -364,6 +372,7 @@ static void batch_process(store_t *st, store_op_t *head, size_t n)
         op_complete(st, op);
     }
     if (ops != stackv) free(ops);
+    fill_ahead(st);
 }
 
 static size_t jobs_pending(store_t *st)
@@ -460,6 +469,7 @@ static void writer_main(void *arg)
             batch_process(st, head, n);
         } else if (deliver && !stopping) {
             batch_run(st, NULL, 0); /* deliveries alone */
+            fill_ahead(st);
         }
         if (jobs && !stopping) jobs_step_logged(st);
         if (!head && stopping) break;
