@@ -188,6 +188,50 @@ int json_depth(const json_t *v)
     return 1;
 }
 
+/* The index just past the string that starts at s[i] (a quote). */
+static size_t skip_string(const char *s, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
+int json_object_keys(const char *s, size_t len,
+                     int (*fn)(void *ctx, const char *key, size_t klen), void *ctx)
+{
+    size_t i = 0;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    if (i >= len || s[i] != '{') return -1;
+    i++;
+    int depth = 0, want_key = 1;
+    while (i < len) {
+        char c = s[i];
+        if (c == '"') {
+            size_t end = skip_string(s, len, i);
+            if (depth == 0 && want_key) {
+                if (end - i >= 2 && fn(ctx, s + i + 1, end - i - 2)) return 0;
+                want_key = 0;
+            }
+            i = end;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth-- == 0) return 0; /* the object's end */
+        } else if (c == ',' && depth == 0) {
+            want_key = 1;
+        }
+        i++;
+    }
+    return 0;
+}
+
 /* Depth of the raw text, checked before parsing so that a hostile document
  * cannot make jansson recurse 2048 levels (its compile-time limit). */
 static int json_text_too_deep(const char *s, size_t len)

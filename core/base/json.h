@@ -33,6 +33,15 @@ char *json_to_str(const json_t *v, size_t *len);
  * the line and column. */
 json_t *json_parse(const char *data, size_t len);
 
+/* Calls fn with each top-level key of an object's compact text as Kith
+ * writes it (json_to_str: valid JSON, so no checks beyond that), as it
+ * appears between the quotes (escapes are not undone: field names have
+ * none), without parsing the values. fn returns nonzero to stop. Returns -1
+ * if s is not an object, else 0. Allocates nothing: for hot paths that need
+ * only the names of a stored record's fields. */
+int json_object_keys(const char *s, size_t len,
+                     int (*fn)(void *ctx, const char *key, size_t klen), void *ctx);
+
 /* Nesting depth of v (a scalar is 1). */
 int json_depth(const json_t *v);
 

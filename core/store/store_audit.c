@@ -43,74 +43,86 @@ static const char *const op_actions[] = {
     [STORE_OP_UPSERT] = "upsert",
 };
 
-/* Appends one entry: who gives actor and request (and may override action).
- * revealed (may be NULL): sensitive fields the caller's answer shows in clear. */
-static int audit_append(store_wtxn_t *w, const json_t *who, const char *action, const char *coll,
-                        const json_t *ids, const json_t *fields, const json_t *revealed)
+/* Starts an entry's body in b (after room for its hash): seq, time, actor,
+ * request and action (who may override action) and collection. The caller
+ * adds its members, then audit_finish() chains and writes it. The batch
+ * keeps the last entry's seq and hash, so an entry costs no cursor; a
+ * nested transaction that fails forgets them (audit_seq = 0: read again). */
+static int audit_start(store_wtxn_t *w, buf_t *b, const json_t *who, const char *action,
+                       const char *coll)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(w->txn, w->st->dbi[DB_AUDIT], &cur);
-    if (rc) return store_mdb_err(rc, "audit");
-    MDB_val k, d;
-    uint64_t seq = 1;
-    char prev[HASH_HEX + 1];
-    memcpy(prev, zero_hash, sizeof prev);
-    rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8 && d.mv_size >= HASH_HEX) {
-        seq = load_u64be(k.mv_data) + 1;
-        memcpy(prev, d.mv_data, HASH_HEX);
+    if (!w->audit_seq) {
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(w->txn, w->st->dbi[DB_AUDIT], &cur);
+        if (rc) return store_mdb_err(rc, "audit");
+        MDB_val k, d;
+        memcpy(w->audit_prev, zero_hash, HASH_HEX);
+        rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+        if (rc == 0 && k.mv_size == 8 && d.mv_size >= HASH_HEX) {
+            w->audit_seq = load_u64be(k.mv_data);
+            memcpy(w->audit_prev, d.mv_data, HASH_HEX);
+        }
+        mdb_cursor_close(cur);
     }
-    mdb_cursor_close(cur);
-    buf_t b = BUF_INIT;
     char ts[40];
-    buf_reserve(&b, 256);
-    buf_add(&b, zero_hash, HASH_HEX); /* replaced by the hash below */
-    buf_addf(&b, "{\"seq\":%llu,\"time\":\"", (unsigned long long)seq);
-    buf_add(&b, ts, time_fmt_rfc3339(w->now_us, ts, sizeof ts, 6));
-    buf_adds(&b, "\",\"actor\":");
+    buf_reserve(b, 320);
+    buf_add(b, zero_hash, HASH_HEX); /* replaced by the hash */
+    buf_addf(b, "{\"seq\":%llu,\"time\":\"", (unsigned long long)w->audit_seq + 1);
+    buf_add(b, ts, time_fmt_rfc3339(w->now_us, ts, sizeof ts, 6));
+    buf_adds(b, "\",\"actor\":");
     json_t *x = json_object_get(who, "actor");
-    json_write_cstr(&b, json_is_string(x) ? json_string_value(x) : "");
-    buf_adds(&b, ",\"request\":");
+    json_write_cstr(b, json_is_string(x) ? json_string_value(x) : "");
+    buf_adds(b, ",\"request\":");
     x = json_object_get(who, "request");
-    json_write_cstr(&b, json_is_string(x) ? json_string_value(x) : "");
-    buf_adds(&b, ",\"action\":");
+    json_write_cstr(b, json_is_string(x) ? json_string_value(x) : "");
+    buf_adds(b, ",\"action\":");
     x = json_object_get(who, "action");
-    json_write_cstr(&b, json_is_string(x) ? json_string_value(x) : action);
-    buf_adds(&b, ",\"collection\":");
-    json_write_cstr(&b, coll ? coll : "");
-    buf_adds(&b, ",\"ids\":");
-    json_write_value(&b, ids);
-    buf_adds(&b, ",\"fields\":");
-    json_write_value(&b, fields);
-    if (revealed && json_array_size(revealed)) {
-        buf_adds(&b, ",\"revealed\":");
-        json_write_value(&b, revealed);
-    }
-    buf_adds(&b, ",\"prev\":\"");
-    buf_add(&b, prev, HASH_HEX);
-    buf_adds(&b, "\"}");
-    char hash[HASH_HEX + 1];
-    chain_hash(prev, b.p + HASH_HEX, b.len - HASH_HEX, hash);
-    memcpy(b.p, hash, HASH_HEX);
-    uint8_t key[8];
-    store_u64be(key, seq);
-    MDB_val kk = {8, key}, dd = {b.len, b.p};
-    rc = mdb_put(w->txn, w->st->dbi[DB_AUDIT], &kk, &dd, MDB_APPEND);
-    buf_free(&b);
-    return store_mdb_err(rc, "audit");
+    json_write_cstr(b, json_is_string(x) ? json_string_value(x) : action);
+    buf_adds(b, ",\"collection\":");
+    json_write_cstr(b, coll ? coll : "");
+    return 0;
 }
 
-/* The sensitive fields present in the op's resulting record. */
-static json_t *sensitive_present(store_wtxn_t *w, const store_op_t *op)
+static int audit_finish(store_wtxn_t *w, buf_t *b)
 {
-    const store_coll_t *c = store_schema_coll(w->schema, op->coll);
-    json_t *out = json_array();
-    json_t *rec = c && op->json ? json_parse(op->json, op->json_len) : NULL;
-    for (size_t i = 0; rec && i < c->nfields; i++)
-        if ((c->fields[i].flags & SF_SENSITIVE) && json_object_get(rec, c->fields[i].name))
-            json_array_append_new(out, json_string(c->fields[i].name));
-    if (rec) json_decref(rec);
-    return out;
+    uint64_t seq = w->audit_seq + 1;
+    buf_adds(b, ",\"prev\":\"");
+    buf_add(b, w->audit_prev, HASH_HEX);
+    buf_adds(b, "\"}");
+    char hash[HASH_HEX + 1];
+    chain_hash(w->audit_prev, b->p + HASH_HEX, b->len - HASH_HEX, hash);
+    memcpy(b->p, hash, HASH_HEX);
+    uint8_t key[8];
+    store_u64be(key, seq);
+    MDB_val kk = {8, key}, dd = {b->len, b->p};
+    int rc = mdb_put(w->txn, w->st->dbi[DB_AUDIT], &kk, &dd, MDB_APPEND);
+    if (rc) return store_mdb_err(rc, "audit");
+    w->audit_seq = seq;
+    memcpy(w->audit_prev, hash, HASH_HEX);
+    return 0;
+}
+
+/* The sensitive fields present in the op's resulting record, as a JSON
+ * array's members, from the record's keys (no parse: the text is ours). */
+typedef struct {
+    const store_coll_t *c;
+    buf_t *b;
+    int n;
+} revealed_t;
+
+static int revealed_key(void *ctx, const char *key, size_t klen)
+{
+    revealed_t *r = ctx;
+    char name[STORE_NAME_MAX];
+    if (klen >= sizeof name) return 0;
+    memcpy(name, key, klen);
+    name[klen] = '\0';
+    const store_field_t *f = store_coll_field(r->c, name);
+    if (f && (f->flags & SF_SENSITIVE)) {
+        buf_adds(r->b, r->n++ ? "," : ",\"revealed\":[");
+        json_write_str(r->b, key, klen);
+    }
+    return 0;
 }
 
 int store_audit_op(store_wtxn_t *w, store_op_t *op)
@@ -119,35 +131,60 @@ int store_audit_op(store_wtxn_t *w, store_op_t *op)
      * an update that changed nothing is recorded (as what it showed) */
     int reveal = op->audit && json_is_true(json_object_get(op->audit, "reveal"));
     if (!op->audit || op->idem_replayed || (op->nochange && !reveal)) return 0;
+    buf_t b = BUF_INIT;
+    int rc;
     if (op->kind == STORE_OP_AUDIT) {
         json_t *ids = json_object_get(op->audit, "ids");
         json_t *fields = json_object_get(op->audit, "fields");
         json_t *coll = json_object_get(op->audit, "collection");
-        json_t *e = json_array();
-        int rc =
-            audit_append(w, op->audit, "read", json_is_string(coll) ? json_string_value(coll) : "",
-                         json_is_array(ids) ? ids : e, json_is_array(fields) ? fields : e, NULL);
-        json_decref(e);
+        rc = audit_start(w, &b, op->audit, "read",
+                         json_is_string(coll) ? json_string_value(coll) : "");
+        if (rc == 0) {
+            buf_adds(&b, ",\"ids\":");
+            if (json_is_array(ids))
+                json_write_value(&b, ids);
+            else
+                buf_adds(&b, "[]");
+            buf_adds(&b, ",\"fields\":");
+            if (json_is_array(fields))
+                json_write_value(&b, fields);
+            else
+                buf_adds(&b, "[]");
+            rc = audit_finish(w, &b);
+        }
+        buf_free(&b);
         return rc;
     }
-    json_t *ids = json_array();
-    if (op->kind <= STORE_OP_DELETE || op->kind == STORE_OP_UPSERT) {
-        char s[ID_TEXT_LEN + 1];
-        id_encode(&op->rid, s);
-        json_array_append_new(ids, json_string(s));
+    rc = audit_start(w, &b, op->audit, op_actions[op->kind], op->coll);
+    if (rc == 0) {
+        buf_adds(&b, ",\"ids\":[");
+        if (op->kind <= STORE_OP_DELETE || op->kind == STORE_OP_UPSERT) {
+            char s[ID_TEXT_LEN + 1];
+            id_encode(&op->rid, s);
+            json_write_str(&b, s, ID_TEXT_LEN);
+        }
+        /* The fields the request wrote (a delete writes none). */
+        buf_adds(&b, "],\"fields\":[");
+        if (op->kind != STORE_OP_DELETE && json_is_object(op->data)) {
+            const char *k;
+            json_t *v;
+            int n = 0;
+            json_object_foreach(op->data, k, v)
+            {
+                if (n++) buf_addc(&b, ',');
+                json_write_cstr(&b, k);
+            }
+        }
+        buf_addc(&b, ']');
+        const store_coll_t *c = store_schema_coll(w->schema, op->coll);
+        if (reveal && op->kind != STORE_OP_DELETE && c && op->json) {
+            revealed_t r = {.c = c, .b = &b};
+            json_object_keys(op->json, op->json_len, revealed_key, &r);
+            if (r.n) buf_addc(&b, ']');
+        }
+        rc = audit_finish(w, &b);
     }
-    /* The fields the request wrote (a delete writes none). */
-    json_t *fields = json_array();
-    if (op->kind != STORE_OP_DELETE && json_is_object(op->data)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(op->data, k, v) json_array_append_new(fields, json_string(k));
-    }
-    json_t *revealed = reveal && op->kind != STORE_OP_DELETE ? sensitive_present(w, op) : NULL;
-    int rc = audit_append(w, op->audit, op_actions[op->kind], op->coll, ids, fields, revealed);
-    if (revealed) json_decref(revealed);
-    json_decref(ids);
-    json_decref(fields);
+    buf_free(&b);
     return rc;
 }
 

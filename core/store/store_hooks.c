@@ -50,7 +50,10 @@ int store_wtxn_nested(store_wtxn_t *w, int (*fn)(store_wtxn_t *w, void *arg), vo
     w->txn = parent;
     w->origin = origin0;
     w->depth = depth0;
-    if (rc) w->seq = seq0;
+    if (rc) {
+        w->seq = seq0;
+        w->audit_seq = 0; /* its audit entries are gone: read the last again */
+    }
     if (STORE_RETRYABLE(rc)) w->retry = rc;
     return rc;
 }

@@ -135,6 +135,8 @@ struct store_wtxn {
     int nhandling;
     int schema_changed;
     int jobs_changed;
+    uint64_t audit_seq;          /* the audit log's last entry (0: not read yet) */
+    char audit_prev[64];         /* and its hash, hex */
 };
 
 /* ---- store_env.c ---- */

@@ -237,6 +237,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
                     store_schema_unref(w.schema);
                     w.schema = schema0;
                     w.seq = seq0;
+                    w.audit_seq = 0; /* its entries are gone: read the last again */
                     store_op_reset(op);
                 } else {
                     store_schema_unref(schema0);

@@ -361,12 +361,58 @@ static void parse_test_suite(void **state)
     if (failures) fail_msg("%zu y_ files refused", failures);
 }
 
+/* json_object_keys: the top-level keys of Kith's own compact JSON, in
+ * order, agreeing with jansson on every object of a random-ish mix; keys
+ * inside values, strings with quotes, braces and escapes are skipped. */
+typedef struct keys {
+    char got[16][64];
+    int n, stop_at;
+} keys_t;
+
+static int key_cb(void *ctx, const char *k, size_t n)
+{
+    keys_t *ks = ctx;
+    if (ks->n < 16) snprintf(ks->got[ks->n], sizeof ks->got[0], "%.*s", (int)n, k);
+    ks->n++;
+    return ks->n == ks->stop_at;
+}
+
+static void object_keys(void **state)
+{
+    (void)state;
+    const char *docs[] = {
+        "{}",
+        "{\"a\":1}",
+        "{\"a\":\"x,\\\"b\\\":2}\",\"c\":[{\"d\":1},\"]\"],\"e\":{\"f\":{\"g\":null}},\"h\":-1.5e3}",
+        "{\"s\":\"\\\\\",\"t\":true,\"u\":false,\"v\":[],\"w\":{}}",
+        " {\"sp\" : 1 , \"q\" : [ 1 , 2 ] }",
+    };
+    for (size_t d = 0; d < sizeof docs / sizeof *docs; d++) {
+        json_t *v = json_parse(docs[d], strlen(docs[d]));
+        assert_non_null(v);
+        keys_t ks = {.n = 0};
+        assert_int_equal(json_object_keys(docs[d], strlen(docs[d]), key_cb, &ks), 0);
+        assert_int_equal(ks.n, (int)json_object_size(v));
+        int i = 0;
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) assert_string_equal(ks.got[i++], k);
+        json_decref(v);
+    }
+    keys_t ks = {.stop_at = 2};
+    assert_int_equal(json_object_keys("{\"a\":1,\"b\":2,\"c\":3}", 19, key_cb, &ks), 0);
+    assert_int_equal(ks.n, 2); /* stopped */
+    assert_int_equal(json_object_keys("[1]", 3, key_cb, &ks), -1);
+    assert_int_equal(json_object_keys("", 0, key_cb, &ks), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(str_escapes),         cmocka_unit_test(real_shortest),
         cmocka_unit_test(write_value_compact), cmocka_unit_test(parse_refusals),
         cmocka_unit_test(parse_depth),         cmocka_unit_test(parse_test_suite),
+        cmocka_unit_test(object_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
