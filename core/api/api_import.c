@@ -381,7 +381,7 @@ api_import_t *api_import_new(store_t *st, const api_import_opts_t *o, loop_inbox
     imp->c = c;
     store_read_end(rt);
     imp->o = *o;
-    if (!imp->o.window) imp->o.window = 1024;
+    if (!imp->o.window) imp->o.window = 4096;
     if (!imp->o.errors_max) imp->o.errors_max = 1000;
     imp->map = o->map ? json_deep_copy(o->map) : NULL;
     imp->upsert = o->upsert ? xstrdup(o->upsert) : NULL;

@@ -187,8 +187,8 @@ struct store_op {
     char field[STORE_NAME_MAX];
     kith_id_t id;
     int has_id;          /* create: use id instead of a new one */
-    json_t *data;        /* record fields, patch, or definition (owned ref;
-                            data and audit are released once the op ran) */
+    json_t *data;        /* record fields, patch, or definition (owned ref,
+                            released with the op) */
     uint64_t if_version; /* update/replace/delete: 0 = any version */
     char *idem_key;      /* optional idempotency key */
     uint64_t cursor_seq;
