@@ -18,6 +18,7 @@
 #include "base/mem.h"
 #include "bus/bus.h"
 #include "lua/lua_host.h"
+#include "sched/sched.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -101,7 +102,7 @@ static int load_op(store_wtxn_t *w, store_op_t *op)
         for (size_t i = 0; i < set.n; i++)
             if (!set.v[i].deleted && set.v[i].source)
                 ls[n++] = (lua_script_t){set.v[i].name, set.v[i].source, set.v[i].len};
-        rc = lua_host_load(ws->lua, ls, n);
+        rc = lua_host_load(ws->lua, w, ls, n);
         free(ls);
     }
     for (size_t i = 0; i < set.n; i++)
@@ -115,15 +116,25 @@ static store_op_t *load_op_new(api_ws_t *w)
     return store_op_custom(load_op, w);
 }
 
+/* The scheduler fires due timers at the start of every delivery. */
+static int sched_tick(void *ctx, store_wtxn_t *w, int64_t now_us, int64_t *wake_us)
+{
+    (void)ctx;
+    return sched_fire(w, now_us, wake_us);
+}
+
 int api_ws_extend(api_ws_t *w)
 {
     w->bus = bus_new(w->st, w->name);
     w->lua = lua_host_new(w->bus, w->name, NULL);
+    bus_set_tick(w->bus, sched_tick, NULL);
     bus_attach(w->bus);
     store_op_t *op = load_op_new(w);
     op->system = 1;
     int rc = store_exec(w->st, op);
     store_op_free(op);
+    /* timers that came due while the server was down fire now */
+    store_hooks_kick(w->st);
     return rc;
 }
 

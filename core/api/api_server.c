@@ -33,6 +33,18 @@ int api_server_new(const config_t *cfg, api_server_t **out)
     pthread_mutex_init(&s->loops_lock, NULL);
     api_routes(&s->nroutes);
     s->routes = xcalloc(s->nroutes, sizeof *s->routes);
+    /* Every workspace opens now, not at its first request: its scripts'
+     * timers and after-hooks run whether or not a client calls. */
+    char **names = NULL;
+    size_t n = 0;
+    if (auth_workspace_list(s->dir, &names, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (!api_ws_get(s, names[i]))
+                log_error("api", "workspace %s: not opened: %s", names[i], err_last()->msg);
+            free(names[i]);
+        }
+        free(names);
+    }
     *out = s;
     return 0;
 }

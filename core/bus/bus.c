@@ -45,6 +45,8 @@ struct bus {
     store_t *st;
     char *workspace;
     store_hooks_t hooks;
+    bus_tick_fn tick; /* runs first at each delivery (the scheduler) */
+    void *tick_ctx;
     pthread_mutex_t lock; /* guards h, n for bus_list against changes */
     handler_t **h;        /* sorted by (priority, order) */
     size_t n, cap;
@@ -521,6 +523,10 @@ static int on_deliver(void *ctx, store_wtxn_t *w, int *on_commit, int64_t *wake_
     bus_t *b = ctx;
     int64_t now = time_now_us(), wake = 0;
     int any = 0, more = 0;
+    if (b->tick) {
+        int rc = b->tick(b->tick_ctx, w, now, &wake);
+        if (rc && store_wtxn_retrying(w)) return rc;
+    }
     for (size_t i = 0; i < b->n; i++) {
         handler_t *h = b->h[i];
         if (h->before) continue;
@@ -548,6 +554,12 @@ bus_t *bus_new(store_t *st, const char *workspace)
     b->hooks.before = on_before;
     b->hooks.deliver = on_deliver;
     return b;
+}
+
+void bus_set_tick(bus_t *b, bus_tick_fn fn, void *ctx)
+{
+    b->tick = fn;
+    b->tick_ctx = ctx;
 }
 
 void bus_attach(bus_t *b)

@@ -86,6 +86,12 @@ typedef struct bus_stats {
 bus_t *bus_new(store_t *st, const char *workspace);
 /* Installs the bus as st's hooks. */
 void bus_attach(bus_t *b);
+/* Something that runs on the writer at the start of every delivery, before
+ * the after-hooks, in the batch's transaction (the scheduler fires due
+ * timers): it sets *wake_us to when it wants to run again (0: only when
+ * kicked, store_hooks_kick). Set before bus_attach. */
+typedef int (*bus_tick_fn)(void *ctx, store_wtxn_t *w, int64_t now_us, int64_t *wake_us);
+void bus_set_tick(bus_t *b, bus_tick_fn fn, void *ctx);
 void bus_free(bus_t *b);
 
 /* Validates def (event name, key, fields) and registers a copy. KITH_EINVAL

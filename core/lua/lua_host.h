@@ -40,9 +40,12 @@ lua_host_t *lua_host_new(bus_t *bus, const char *workspace, const lua_limits_t *
 void lua_host_free(lua_host_t *h);
 
 /* Replaces every loaded script with scripts[0..n) (in that order) in a fresh
- * state; a script that fails to load is logged and left out. Writer thread
- * (a custom op) or before the writer runs. */
-int lua_host_load(lua_host_t *h, const lua_script_t *scripts, size_t n);
+ * state; a script that fails to load is logged and left out (its timers
+ * stay). In w (may be NULL: no timers are touched): the recurring timers
+ * each script declares at its top level (kith.every) are put, kept if
+ * unchanged, removed when no longer declared, and every timer of a script
+ * not in the list is removed. Writer thread (a custom op). */
+int lua_host_load(lua_host_t *h, store_wtxn_t *w, const lua_script_t *scripts, size_t n);
 void lua_host_stats(lua_host_t *h, lua_host_stats_t *out);
 
 /* Compiles and runs name's top level in a scratch sandbox (kith.on is

@@ -12,7 +12,9 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/id.h"
 #include "base/timeutil.h"
+#include "sched/sched.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +22,16 @@
 
 #define SCRIPTS_MAX 256
 #define QUERY_MAX   1000
+#define TIMER_ID_MAX 100 /* a script's own timer id */
+#define DECLS_MAX   256 /* kith.every at top level, per script */
+
+typedef struct decl {
+    char id[SCHED_ID_MAX + 1];
+    char event[BUS_NAME_MAX];
+    char every[128];
+    char *payload;
+    size_t payload_len;
+} decl_t;
 
 struct lua_host {
     bus_t *bus;
@@ -31,6 +43,8 @@ struct lua_host {
     int nth;             /* handlers registered by it so far */
     char *owners[SCRIPTS_MAX];
     size_t nowners;
+    decl_t decls[DECLS_MAX]; /* the loading script's recurring timers */
+    size_t ndecls;
     atomic_uint_fast64_t calls, errors, timeouts, oom;
 };
 
@@ -346,6 +360,175 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* ---- timers ------------------------------------------------------------------ */
+
+/* "script:<name>/<id>": a script names, replaces and cancels only its own. */
+static void timer_full_id(lua_State *L, const char *fn, const char *script, const char *id,
+                          char out[SCHED_ID_MAX + 1])
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > TIMER_ID_MAX || strspn(id,
+                                             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789_.:-") != n)
+        luaL_error(L, "%s: a timer id is 1 to %d characters of letters, digits and _.:-", fn,
+                   TIMER_ID_MAX);
+    snprintf(out, SCHED_ID_MAX + 1, "script:%s/%s", script, id);
+}
+
+/* Arguments shared by after, at and every: (when, event, payload?, opts?). */
+typedef struct targs {
+    const char *event;
+    char *payload; /* JSON text or NULL (free) */
+    size_t payload_len;
+    const char *id; /* opts.id, or NULL */
+} targs_t;
+
+static void timer_args(lua_State *L, const char *fn, targs_t *a)
+{
+    a->event = luaL_checkstring(L, 2);
+    if (!bus_event_is_domain(a->event))
+        luaL_error(L, "%s: '%s' is not a domain event name (like followup.due)", fn, a->event);
+    a->payload = NULL;
+    a->payload_len = 0;
+    a->id = NULL;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_getfield(L, 4, "id");
+        if (!lua_isnil(L, -1)) a->id = luaL_checkstring(L, -1);
+        lua_pop(L, 1); /* the table keeps the string alive */
+    }
+    if (!lua_isnoneornil(L, 3)) {
+        const char *why = "";
+        json_t *j = lj_to_json(L, 3, &why);
+        if (!j) luaL_error(L, "%s: payload: %s", fn, why);
+        a->payload = json_to_str(j, &a->payload_len);
+        json_decref(j);
+    }
+}
+
+/* Puts a one-off or recurring timer from inside a handler; returns its id. */
+static int timer_put(lua_State *L, const char *fn, targs_t *a, int64_t due, const char *every)
+{
+    lua_host_t *h = host_of(L);
+    lsb_t *s = lsb_of(L);
+    char idbuf[ID_TEXT_LEN + 1], full[SCHED_ID_MAX + 1], owner[BUS_NAME_MAX];
+    const char *id = a->id;
+    if (!id) {
+        kith_id_t k;
+        id_new(&k, time_now_us() / 1000);
+        id_encode(&k, idbuf);
+        id = idbuf;
+    }
+    lua_pushstring(L, id); /* the result; keeps id alive */
+    timer_full_id(L, fn, s->script ? s->script : "?", id, full);
+    snprintf(owner, sizeof owner, "script:%s", s->script ? s->script : "?");
+    sched_timer_t t = {.id = full,
+                       .owner = owner,
+                       .event = a->event,
+                       .payload = a->payload,
+                       .payload_len = a->payload_len,
+                       .every = every};
+    int rc = sched_put(h->w, &t, due);
+    free(a->payload);
+    if (rc) return fail_last(L);
+    return 1;
+}
+
+static int l_after(lua_State *L)
+{
+    need_w(L, "kith.after");
+    int64_t us;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        lua_Number v = lua_tonumber(L, 1);
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, "%.6f", (double)v);
+        if (sched_parse_duration(tmp, &us)) return luaL_error(L, "kith.after: %s", err_last()->msg);
+    } else if (sched_parse_duration(luaL_checkstring(L, 1), &us)) {
+        return luaL_error(L, "kith.after: %s", err_last()->msg);
+    }
+    targs_t a;
+    timer_args(L, "kith.after", &a);
+    return timer_put(L, "kith.after", &a, time_now_us() + us, NULL);
+}
+
+static int l_at(lua_State *L)
+{
+    need_w(L, "kith.at");
+    int64_t due;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        due = (int64_t)(lua_tonumber(L, 1) * 1000); /* ms, like kith.time.now() */
+    } else {
+        size_t n;
+        const char *t = luaL_checklstring(L, 1, &n);
+        if (time_parse_rfc3339(t, n, &due))
+            return luaL_error(L, "kith.at: '%s' is not a time (milliseconds since 1970, or "
+                                 "RFC 3339 like 2026-12-01T09:00:00Z)",
+                              t);
+    }
+    targs_t a;
+    timer_args(L, "kith.at", &a);
+    return timer_put(L, "kith.at", &a, due, NULL);
+}
+
+static int l_every(lua_State *L)
+{
+    lsb_t *s = lsb_of(L);
+    lua_host_t *h = s->host;
+    char spec[128];
+    if (lua_type(L, 1) == LUA_TNUMBER)
+        snprintf(spec, sizeof spec, "%.6f", (double)lua_tonumber(L, 1));
+    else
+        snprintf(spec, sizeof spec, "%s", luaL_checkstring(L, 1));
+    sched_every_t e;
+    if (sched_parse_every(spec, &e)) return luaL_error(L, "kith.every: %s", err_last()->msg);
+    targs_t a;
+    timer_args(L, "kith.every", &a);
+    if (s->checking) {
+        free(a.payload);
+        lua_pushstring(L, a.id ? a.id : a.event);
+        return 1;
+    }
+    if (h && h->w) return timer_put(L, "kith.every", &a, sched_next(&e, time_now_us()), spec);
+    if (!h || !h->loading) {
+        free(a.payload);
+        return luaL_error(L, "kith.every works at a script's top level or inside a handler");
+    }
+    /* Declared at the top level: kept across reloads with its due time,
+     * removed when the script stops declaring it. Id: opts.id or the event. */
+    if (h->ndecls == DECLS_MAX) {
+        free(a.payload);
+        return luaL_error(L, "kith.every: at most %d recurring timers per script", DECLS_MAX);
+    }
+    decl_t *d = &h->decls[h->ndecls];
+    const char *id = a.id ? a.id : a.event;
+    timer_full_id(L, "kith.every", h->loading, id, d->id);
+    for (size_t i = 0; i < h->ndecls; i++)
+        if (strcmp(h->decls[i].id, d->id) == 0) {
+            free(a.payload);
+            return luaL_error(L, "kith.every: timer '%s' is declared twice (give each an id)", id);
+        }
+    snprintf(d->event, sizeof d->event, "%s", a.event);
+    snprintf(d->every, sizeof d->every, "%s", spec);
+    d->payload = a.payload;
+    d->payload_len = a.payload_len;
+    h->ndecls++;
+    lua_pushstring(L, id);
+    return 1;
+}
+
+static int l_cancel(lua_State *L)
+{
+    lsb_t *s = lsb_of(L);
+    const char *id = luaL_checkstring(L, 1);
+    store_wtxn_t *w = need_w(L, "kith.cancel");
+    char full[SCHED_ID_MAX + 1];
+    timer_full_id(L, "kith.cancel", s->script ? s->script : "?", id, full);
+    int rc = sched_cancel(w, full);
+    if (rc && rc != KITH_ENOTFOUND) return fail_last(L);
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
 void lk_push_kith(lua_State *L)
 {
     lua_createtable(L, 0, 8);
@@ -358,6 +541,9 @@ void lk_push_kith(lua_State *L)
     lua_setfield(L, -2, "on");
     lua_pushcfunction(L, l_emit);
     lua_setfield(L, -2, "emit");
+    static const luaL_Reg timers[] = {
+        {"after", l_after}, {"at", l_at}, {"every", l_every}, {"cancel", l_cancel}, {NULL, NULL}};
+    luaL_setfuncs(L, timers, 0);
     lua_createtable(L, 0, 3);
     static const struct {
         const char *n;
@@ -536,9 +722,73 @@ void lua_host_free(lua_host_t *h)
     free(h);
 }
 
-int lua_host_load(lua_host_t *h, const lua_script_t *scripts, size_t n)
+static void decls_clear(lua_host_t *h)
+{
+    for (size_t i = 0; i < h->ndecls; i++)
+        free(h->decls[i].payload);
+    h->ndecls = 0;
+}
+
+static int declared_keep(void *ctx, const char *id)
+{
+    lua_host_t *h = ctx;
+    for (size_t i = 0; i < h->ndecls; i++)
+        if (strcmp(h->decls[i].id, id) == 0) return 1;
+    return 0;
+}
+
+/* After a script's top level ran: its declared recurring timers are put
+ * (one declared the same way keeps its due time), and those it no longer
+ * declares are removed. */
+static int decls_apply(lua_host_t *h, store_wtxn_t *w, const char *script)
+{
+    char owner[BUS_NAME_MAX], prefix[BUS_NAME_MAX + 8];
+    snprintf(owner, sizeof owner, "script:%s", script);
+    snprintf(prefix, sizeof prefix, "script:%s/", script);
+    int64_t now = time_now_us();
+    for (size_t i = 0; i < h->ndecls; i++) {
+        decl_t *d = &h->decls[i];
+        sched_timer_t t = {.id = d->id,
+                           .owner = owner,
+                           .event = d->event,
+                           .payload = d->payload,
+                           .payload_len = d->payload_len,
+                           .every = d->every,
+                           .declared = 1};
+        if (sched_same(w, &t)) continue;
+        sched_every_t e;
+        if (sched_parse_every(d->every, &e)) return err_last()->code;
+        int rc = sched_put(w, &t, sched_next(&e, now));
+        if (rc) return rc;
+    }
+    int rc = sched_cancel_prefix(w, prefix, 1, declared_keep, h);
+    return rc < 0 ? rc : 0;
+}
+
+typedef struct loaded {
+    const lua_script_t *v;
+    size_t n;
+} loaded_t;
+
+/* A timer of a script that is no longer there goes with it. */
+static int script_present(void *ctx, const char *id)
+{
+    loaded_t *l = ctx;
+    const char *name = id + strlen("script:"), *slash = strchr(name, '/');
+    size_t n = slash ? (size_t)(slash - name) : strlen(name);
+    for (size_t i = 0; i < l->n; i++)
+        if (strlen(l->v[i].name) == n && memcmp(l->v[i].name, name, n) == 0) return 1;
+    return 0;
+}
+
+int lua_host_load(lua_host_t *h, store_wtxn_t *w, const lua_script_t *scripts, size_t n)
 {
     unload(h);
+    if (w) {
+        loaded_t l = {scripts, n};
+        int rc = sched_cancel_prefix(w, "script:", 0, script_present, &l);
+        if (rc < 0) return rc;
+    }
     if (n == 0) return 0;
     lsb_t *s = lsb_new(&h->lim);
     if (!s) return err_set(KITH_ENOMEM, "cannot create a Lua state");
@@ -551,8 +801,15 @@ int lua_host_load(lua_host_t *h, const lua_script_t *scripts, size_t n)
         h->owners[h->nowners++] = xstrdup(owner);
         h->loading = scripts[i].name;
         h->nth = 0;
+        decls_clear(h);
         int rc = lsb_run_script(s, scripts[i].name, scripts[i].source, scripts[i].len);
         h->loading = NULL;
+        if (rc == 0 && w && (rc = decls_apply(h, w, scripts[i].name)) != 0 &&
+            store_wtxn_retrying(w)) {
+            decls_clear(h);
+            return rc; /* the writer runs the load again */
+        }
+        decls_clear(h);
         if (rc) {
             failed++;
             log_error("lua", "workspace %s: script %s not loaded: %s", h->ws, scripts[i].name,

@@ -318,8 +318,34 @@ int store_wtxn_emit(store_wtxn_t *w, const char *event, const char *payload, siz
 int store_wtxn_set_origin(store_wtxn_t *w, const char *origin, int depth);
 const char *store_wtxn_origin(const store_wtxn_t *w);
 int store_wtxn_depth(const store_wtxn_t *w);
+/* Whether a write in w hit something the writer cures by running the whole
+ * batch again (a full map): stop and return. */
+int store_wtxn_retrying(const store_wtxn_t *w);
 /* The last change-log sequence committed before this batch. */
 uint64_t store_wtxn_committed(const store_wtxn_t *w);
+/* ---- durable timers (the sched database, for core/sched) ---------------- */
+
+/* fn sees the store's memory (copy what it keeps) and must not write;
+ * nonzero stops the walk. */
+typedef int (*store_timer_fn)(void *ctx, const char *id, int64_t due_us, const char *job,
+                              size_t len);
+/* Sets timer id (replacing one of the same id) to fire at due_us with job
+ * bytes, in w: it exists exactly when w's write commits. */
+int store_wtxn_timer_put(store_wtxn_t *w, const char *id, int64_t due_us, const char *job,
+                         size_t len);
+/* Removes timer id: 0, or KITH_ENOTFOUND. */
+int store_wtxn_timer_del(store_wtxn_t *w, const char *id);
+/* Reads timer id (job: a NUL-terminated copy to free, may be NULL):
+ * 0, or KITH_ENOTFOUND. */
+int store_wtxn_timer_get(store_wtxn_t *w, const char *id, int64_t *due_us, char **job,
+                         size_t *len);
+/* Timers due at or before until, in due order, at most limit (0: all). */
+int store_wtxn_timers_due(store_wtxn_t *w, int64_t until, size_t limit, store_timer_fn fn,
+                          void *ctx);
+/* Timers whose id starts with prefix, in id order (in w, or a snapshot). */
+int store_wtxn_timers_prefix(store_wtxn_t *w, const char *prefix, store_timer_fn fn, void *ctx);
+int store_timers_prefix(store_rtxn_t *rt, const char *prefix, store_timer_fn fn, void *ctx);
+
 /* store_changes, store_query, store_cursor_get, cursor put inside w. */
 int store_wtxn_changes(store_wtxn_t *w, uint64_t after, size_t limit, store_change_fn fn,
                        void *ctx);

@@ -28,6 +28,11 @@ uint64_t store_writer_seq(store_t *st)
     return st->seq;
 }
 
+int store_wtxn_retrying(const store_wtxn_t *w)
+{
+    return w->retry != 0;
+}
+
 int store_wtxn_nested(store_wtxn_t *w, int (*fn)(store_wtxn_t *w, void *arg), void *arg)
 {
     MDB_txn *parent = w->txn, *child;
