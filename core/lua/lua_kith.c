@@ -362,9 +362,7 @@ static int l_now(lua_State *L)
 
 /* ---- timers ------------------------------------------------------------------ */
 
-/* "script:<name>/<id>": a script names, replaces and cancels only its own. */
-static void timer_full_id(lua_State *L, const char *fn, const char *script, const char *id,
-                          char out[SCHED_ID_MAX + 1])
+static void timer_id_check(lua_State *L, const char *fn, const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n > TIMER_ID_MAX || strspn(id,
@@ -372,6 +370,13 @@ static void timer_full_id(lua_State *L, const char *fn, const char *script, cons
                                              "0123456789_.:-") != n)
         luaL_error(L, "%s: a timer id is 1 to %d characters of letters, digits and _.:-", fn,
                    TIMER_ID_MAX);
+}
+
+/* "script:<name>/<id>": a script names, replaces and cancels only its own. */
+static void timer_full_id(lua_State *L, const char *fn, const char *script, const char *id,
+                          char out[SCHED_ID_MAX + 1])
+{
+    timer_id_check(L, fn, id);
     snprintf(out, SCHED_ID_MAX + 1, "script:%s/%s", script, id);
 }
 
@@ -394,7 +399,7 @@ static void timer_args(lua_State *L, const char *fn, targs_t *a)
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         lua_getfield(L, 4, "id");
-        if (!lua_isnil(L, -1)) a->id = luaL_checkstring(L, -1);
+        if (!lua_isnil(L, -1)) timer_id_check(L, fn, a->id = luaL_checkstring(L, -1));
         lua_pop(L, 1); /* the table keeps the string alive */
     }
     if (!lua_isnoneornil(L, 3)) {
@@ -481,32 +486,50 @@ static int l_every(lua_State *L)
         snprintf(spec, sizeof spec, "%s", luaL_checkstring(L, 1));
     sched_every_t e;
     if (sched_parse_every(spec, &e)) return luaL_error(L, "kith.every: %s", err_last()->msg);
+    if (!s->checking && h && h->w) {
+        targs_t a;
+        timer_args(L, "kith.every", &a);
+        return timer_put(L, "kith.every", &a, sched_next(&e, time_now_us()), spec);
+    }
+    if (!s->checking && (!h || !h->loading))
+        return luaL_error(L, "kith.every works at a script's top level or inside a handler");
+    /* Declared at the top level: kept across reloads with its due time,
+     * removed when the script stops declaring it. Id: opts.id or the event.
+     * The checks run in lua_check too, so PUT refuses what would not load. */
+    const char *event = luaL_checkstring(L, 2);
+    const char *id = event;
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "id");
+        if (!lua_isnil(L, -1)) id = luaL_checkstring(L, -1);
+        lua_pop(L, 1); /* the table keeps the string alive */
+    }
+    timer_id_check(L, "kith.every", id);
+    lua_getfield(L, LUA_REGISTRYINDEX, "kith.declared");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "kith.declared");
+    }
+    lua_pushfstring(L, "%s/%s", s->script ? s->script : "?", id);
+    if (lua_rawget(L, -2) != LUA_TNIL)
+        return luaL_error(L, "kith.every: timer '%s' is declared twice (give each an id)", id);
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s/%s", s->script ? s->script : "?", id);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    if (h && h->ndecls == DECLS_MAX)
+        return luaL_error(L, "kith.every: at most %d recurring timers per script", DECLS_MAX);
     targs_t a;
-    timer_args(L, "kith.every", &a);
+    timer_args(L, "kith.every", &a); /* after this, nothing may raise: a.payload is ours */
     if (s->checking) {
         free(a.payload);
-        lua_pushstring(L, a.id ? a.id : a.event);
+        lua_pushstring(L, id);
         return 1;
     }
-    if (h && h->w) return timer_put(L, "kith.every", &a, sched_next(&e, time_now_us()), spec);
-    if (!h || !h->loading) {
-        free(a.payload);
-        return luaL_error(L, "kith.every works at a script's top level or inside a handler");
-    }
-    /* Declared at the top level: kept across reloads with its due time,
-     * removed when the script stops declaring it. Id: opts.id or the event. */
-    if (h->ndecls == DECLS_MAX) {
-        free(a.payload);
-        return luaL_error(L, "kith.every: at most %d recurring timers per script", DECLS_MAX);
-    }
     decl_t *d = &h->decls[h->ndecls];
-    const char *id = a.id ? a.id : a.event;
-    timer_full_id(L, "kith.every", h->loading, id, d->id);
-    for (size_t i = 0; i < h->ndecls; i++)
-        if (strcmp(h->decls[i].id, d->id) == 0) {
-            free(a.payload);
-            return luaL_error(L, "kith.every: timer '%s' is declared twice (give each an id)", id);
-        }
+    snprintf(d->id, sizeof d->id, "script:%s/%s", h->loading, id);
     snprintf(d->event, sizeof d->event, "%s", a.event);
     snprintf(d->every, sizeof d->every, "%s", spec);
     d->payload = a.payload;

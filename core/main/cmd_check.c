@@ -39,11 +39,12 @@ static int check_store(store_t *st, const char *where, uint64_t *problems)
         return rc;
     }
     printf("%s: %llu collections, %llu records, %llu index entries, %llu changes (last seq "
-           "%llu), %llu cursors, %llu idempotency keys, %llu audit entries%s: %s\n",
+           "%llu), %llu cursors, %llu idempotency keys, %llu audit entries, %llu timers%s: %s\n",
            where, (unsigned long long)r.collections, (unsigned long long)r.records,
            (unsigned long long)r.index_entries, (unsigned long long)r.log_entries,
            (unsigned long long)r.last_seq, (unsigned long long)r.cursors,
            (unsigned long long)r.idem_keys, (unsigned long long)r.audit_entries,
+           (unsigned long long)r.timers,
            r.jobs ? ", index jobs pending" : "", r.problems ? "PROBLEMS" : "ok");
     if (r.problems > 1000)
         printf("PROBLEM %s: %llu more problems not shown\n", where,

@@ -65,8 +65,8 @@ int sched_cancel(store_wtxn_t *w, const char *id);
  * a negative KITH_E* code. */
 int sched_cancel_prefix(store_wtxn_t *w, const char *prefix, int declared_only,
                         int (*keep)(void *ctx, const char *id), void *ctx);
-/* Whether timer id exists with the same job (so a re-declared recurring
- * timer keeps its due time). */
+/* Whether timer id exists with the same job, compared as JSON values (so a
+ * re-declared recurring timer keeps its due time). */
 int sched_same(store_wtxn_t *w, const sched_timer_t *t);
 
 /* Fires what is due at now_us (at most SCHED_FIRE_MAX), each in its own

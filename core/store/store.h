@@ -403,6 +403,7 @@ typedef struct store_check_report {
     uint64_t idem_keys;
     uint64_t jobs;
     uint64_t audit_entries;
+    uint64_t timers;
     uint64_t problems;
 } store_check_report_t;
 

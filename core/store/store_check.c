@@ -294,6 +294,7 @@ int store_check(store_t *st, store_check_report_t *rep, store_problem_fn fn, voi
         if (rc == 0) rc = walk_small(&ck);
         if (rc == 0)
             rc = store_audit_verify(st, ck.txn, &rep->audit_entries, check_problem_cb, &ck);
+        if (rc == 0) rc = store_timer_verify(st, ck.txn, &rep->timers, check_problem_cb, &ck);
         store_schema_unref(ck.schema);
     }
     mdb_txn_abort(ck.txn);

@@ -249,6 +249,10 @@ void store_op_fingerprint(const store_op_t *op, uint8_t fp[32]);
 int store_audit_op(store_wtxn_t *w, store_op_t *op);
 int store_audit_verify(store_t *st, MDB_txn *txn, uint64_t *count,
                        void (*problem)(void *, const char *), void *ctx);
+/* ---- store_timer.c ---- */
+/* Counts timers and checks both keys of each agree. */
+int store_timer_verify(store_t *st, MDB_txn *txn, uint64_t *count,
+                       void (*problem)(void *, const char *), void *ctx);
 
 /* ---- store_op.c ---- */
 /* Runs op inside w (the op's nested transaction). */

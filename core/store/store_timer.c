@@ -112,6 +112,47 @@ int store_wtxn_timer_get(store_wtxn_t *w, const char *id, int64_t *due_us, char 
     return 0;
 }
 
+int store_timer_verify(store_t *st, MDB_txn *txn, uint64_t *count,
+                       void (*problem)(void *, const char *), void *ctx)
+{
+    *count = 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, st->dbi[DB_SCHED], &cur);
+    if (rc) return store_mdb_err(rc, "timers");
+    MDB_val k, d;
+    char msg[TIMER_KEY_MAX + 96];
+    store_wtxn_t view = {.st = st, .txn = txn};
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size >= 2 && kp[0] == 'i' && d.mv_size >= 8) {
+            (*count)++;
+            uint8_t dk[TIMER_KEY_MAX];
+            dk[0] = 'd';
+            memcpy(dk + 1, d.mv_data, 8);
+            memcpy(dk + 9, kp + 1, k.mv_size - 1);
+            MDB_val kk = {k.mv_size + 8, dk}, x;
+            if (k.mv_size + 8 > TIMER_KEY_MAX || mdb_get(txn, st->dbi[DB_SCHED], &kk, &x)) {
+                snprintf(msg, sizeof msg, "timer %.*s: missing from the due-time order",
+                         (int)k.mv_size - 1, (const char *)kp + 1);
+                problem(ctx, msg);
+            }
+        } else if (k.mv_size >= 10 && kp[0] == 'd') {
+            MDB_val x;
+            if (by_id(&view, (const char *)kp + 9, k.mv_size - 9, &x) || x.mv_size < 8 ||
+                memcmp(x.mv_data, kp + 1, 8) != 0) {
+                snprintf(msg, sizeof msg, "timer %.*s: a due-time entry without its timer",
+                         (int)k.mv_size - 9, (const char *)kp + 9);
+                problem(ctx, msg);
+            }
+        } else {
+            problem(ctx, "timers: an entry of unknown shape");
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc, "timers");
+}
+
 /* Walks 'i' keys from prefix (ids in order) or 'd' keys from the start (due
  * order, until `until`). fn sees LMDB's memory: it must not write. */
 static int walk(MDB_txn *txn, store_t *st, int due_order, const char *prefix, int64_t until,

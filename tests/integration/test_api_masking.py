@@ -689,5 +689,5 @@ def exercise_and_check(srv):
     assert not found, f"raw sensitive values in the server log: {found}"
     p = kith("check", "--data", srv.datadir)
     assert p.returncode == 0, p.stdout + p.stderr
-    m = re.search(r"workspace default: .*?(\d+) audit entries: ok", p.stdout)
+    m = re.search(r"workspace default: .*?(\d+) audit entries, \d+ timers: ok", p.stdout)
     assert m and int(m.group(1)) > 10, p.stdout
