@@ -177,6 +177,7 @@ void api_h_health(http_req_t *r);
 void api_h_metrics(http_req_t *r);
 void api_h_routes(http_req_t *r);
 void api_h_hooks(http_req_t *r);
+void api_h_timers(http_req_t *r);
 void api_h_scripts_list(http_req_t *r);
 void api_h_scripts_get(http_req_t *r);
 void api_h_scripts_put(http_req_t *r);

@@ -32,6 +32,7 @@ static const http_route_t routes[] = {
     {PUT, "/v1/roles/{name}", "roles.put", api_h_roles_put, NULL, 0, "keys"},
     {DELETE, "/v1/roles/{name}", "roles.delete", api_h_roles_delete, NULL, 0, "keys"},
     {GET, "/v1/hooks", "hooks.list", api_h_hooks, NULL, 0, "scripts"},
+    {GET, "/v1/timers", "timers.list", api_h_timers, NULL, 0, "scripts"},
     {GET, "/v1/scripts", "scripts.list", api_h_scripts_list, NULL, 0, "scripts"},
     {GET, "/v1/scripts/{name}", "scripts.get", api_h_scripts_get, NULL, 0, "scripts"},
     {PUT, "/v1/scripts/{name}", "scripts.put", api_h_scripts_put, NULL, 0, "scripts"},

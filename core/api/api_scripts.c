@@ -159,6 +159,65 @@ void api_h_hooks(http_req_t *r)
     buf_free(&b);
 }
 
+/* Timers in id order: a script's own id, its script, event, next due time,
+ * schedule and payload. */
+static int timer_row(void *ctx, const char *id, int64_t due, const char *job, size_t len)
+{
+    buf_t *b = ctx;
+    json_t *j = json_parse(job, len);
+    if (!j) return 0; /* kith check reports it */
+    const char *script = "", *own = id;
+    size_t sl = 0;
+    if (strncmp(id, "script:", 7) == 0 && strchr(id + 7, '/')) {
+        script = id + 7;
+        own = strchr(script, '/') + 1;
+        sl = (size_t)(own - 1 - script);
+    }
+    if (b->p[b->len - 1] != '[') buf_addc(b, ',');
+    buf_adds(b, "{\"id\":");
+    json_write_cstr(b, own);
+    buf_adds(b, ",\"script\":");
+    json_write_str(b, script, sl);
+    buf_adds(b, ",\"event\":");
+    json_write_value(b, json_object_get(j, "event"));
+    char ts[40];
+    buf_adds(b, ",\"due\":\"");
+    buf_add(b, ts, time_fmt_rfc3339(due, ts, sizeof ts, 3));
+    buf_addc(b, '"');
+    json_t *x = json_object_get(j, "every");
+    if (x) {
+        buf_adds(b, ",\"every\":");
+        json_write_value(b, x);
+    }
+    buf_adds(b, ",\"declared\":");
+    buf_adds(b, json_is_true(json_object_get(j, "declared")) ? "true" : "false");
+    if ((x = json_object_get(j, "payload"))) {
+        buf_adds(b, ",\"payload\":");
+        json_write_value(b, x);
+    }
+    buf_addc(b, '}');
+    json_decref(j);
+    return 0;
+}
+
+void api_h_timers(http_req_t *r)
+{
+    store_rtxn_t *rt = api_read(r);
+    if (!rt) return;
+    buf_t b = BUF_INIT;
+    buf_adds(&b, "{\"timers\":[");
+    int rc = store_timers_prefix(rt, "", timer_row, &b);
+    store_read_end(rt);
+    if (rc) {
+        buf_free(&b);
+        api_fail(r, rc);
+        return;
+    }
+    buf_adds(&b, "]}");
+    http_respond(r, 200, "application/json", b.p, b.len, NULL);
+    buf_free(&b);
+}
+
 typedef struct versions {
     json_t *out; /* name -> {versions: [...], source, deleted} */
     const char *only;

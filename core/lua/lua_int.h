@@ -18,7 +18,8 @@ typedef struct lsb {
     size_t used;       /* bytes allocated now */
     size_t cap;        /* the allocator's ceiling now (state or call budget) */
     uint64_t deadline; /* monotonic ns; 0 = none */
-    int timed_out, oom;
+    int timed_out, oom;           /* in the running call */
+    int call_timed_out, call_oom; /* how the last lsb_call ended */
     lua_host_t *host;   /* NULL in a scratch state */
     const char *script; /* the script running now (load or handler) */
     int checking;       /* lua_check: kith.on validates and registers nothing */

@@ -675,8 +675,8 @@ static int handler_call(void *ctx, store_wtxn_t *w, bus_event_t *ev)
     if (rc) {
         if (rec_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, rec_ref);
         lua_settop(L, top);
-        if (s->timed_out) atomic_fetch_add(&h->timeouts, 1);
-        if (s->oom) atomic_fetch_add(&h->oom, 1);
+        if (s->call_timed_out) atomic_fetch_add(&h->timeouts, 1);
+        if (s->call_oom) atomic_fetch_add(&h->oom, 1);
         atomic_fetch_add(&h->errors, 1);
         err_diag_t d;
         err_save(&d);

@@ -429,24 +429,35 @@ void lsb_free(lsb_t *s)
 int lsb_call(lsb_t *s, int nargs, int nres)
 {
     lua_State *L = s->L;
-    size_t base = s->used;
-    size_t call_cap = base + s->lim.mem_call;
+    /* A handler's write may run another handler in this state (a nested
+     * call): it gets its own budget, but never past the caller's, and the
+     * caller's comes back when it returns. Resetting instead let a handler
+     * run unbounded after one nested write. */
+    size_t cap0 = s->cap;
+    uint64_t deadline0 = s->deadline;
+    int timed_out0 = s->timed_out, oom0 = s->oom;
+    size_t call_cap = s->used + s->lim.mem_call;
     s->cap = call_cap < s->lim.mem_state ? call_cap : s->lim.mem_state;
+    if (deadline0 && cap0 < s->cap) s->cap = cap0;
     s->timed_out = s->oom = 0;
     s->deadline = now_ns() + (uint64_t)s->lim.time_ms * 1000000u;
+    if (deadline0 && deadline0 < s->deadline) s->deadline = deadline0;
     lua_sethook(L, lsb_hook, LUA_MASKCOUNT, HOOK_EVERY);
     int st = lua_pcall(L, nargs, nres, 0);
-    s->deadline = 0;
+    int timed_out = s->call_timed_out = s->timed_out, oom = s->call_oom = s->oom;
+    s->deadline = deadline0;
     lua_sethook(L, lsb_hook, LUA_MASKCOUNT, HOOK_EVERY);
-    s->cap = s->lim.mem_state;
+    s->cap = deadline0 ? cap0 : s->lim.mem_state;
+    s->timed_out = timed_out0;
+    s->oom = oom0;
     if (st != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         int code = KITH_EHANDLER;
-        if (s->timed_out) {
+        if (timed_out) {
             code = KITH_ELIMIT;
             err_set(code, "%s: time budget of %u ms exceeded", s->script ? s->script : "?",
                     s->lim.time_ms);
-        } else if (st == LUA_ERRMEM || s->oom) {
+        } else if (st == LUA_ERRMEM || oom) {
             code = KITH_ELIMIT;
             err_set(code, "%s: memory budget exceeded (%zu MiB per call, %zu MiB per state)",
                     s->script ? s->script : "?", s->lim.mem_call >> 20, s->lim.mem_state >> 20);

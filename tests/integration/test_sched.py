@@ -715,3 +715,42 @@ def test_declared_every_fires_once_for_downtime(datadir):
         assert ts(after[1]) - first >= 1.5, after
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------- listing
+
+LISTED = NOTE_FN + r'''
+kith.every("0 9 * * 1-5", "digest.due", {team = "emea"}, {id = "digest"})
+kith.on("pokes.created", function(ev)
+  kith.after("1h", "followup.due", {contact = ev.id}, {id = "f-" .. ev.id})
+end)
+'''
+
+
+def test_timers_are_listed_for_admins(server):
+    k = prepare(server)
+    deploy_ok(server, k, "listed", LISTED)
+    p = poke(server, k, "go")
+
+    def listed():
+        r = server.req("GET", "/v1/timers", key=k)
+        assert r.status == 200, r
+        got = {t["id"]: t for t in r.json["timers"]}
+        return got if "f-" + p["id"] in got else None
+    got = poll(listed, WAIT)  # the after-hook schedules it after the commit
+    assert got and "digest" in got, got
+    d = got["digest"]
+    assert (d["script"], d["event"], d["every"], d["declared"], d["payload"]) == \
+        ("listed", "digest.due", "0 9 * * 1-5", True, {"team": "emea"})
+    due = datetime.datetime.fromisoformat(d["due"].replace("Z", "+00:00"))
+    assert due.hour == 9 and due.minute == 0 and due.weekday() < 5, d
+    f = got["f-" + p["id"]]
+    assert (f["script"], f["event"], f["declared"], f["payload"]) == \
+        ("listed", "followup.due", False, {"contact": p["id"]})
+    assert "every" not in f
+    left = datetime.datetime.fromisoformat(f["due"].replace("Z", "+00:00")).timestamp() - time.time()
+    assert 3000 < left <= 3600, f
+    # gone with the script
+    assert server.req("DELETE", "/v1/scripts/listed", key=k).status == 204
+    r = server.req("GET", "/v1/timers", key=k)
+    assert [t for t in r.json["timers"] if t["script"] == "listed"] == [], r.json

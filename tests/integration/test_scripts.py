@@ -583,7 +583,10 @@ HOSTILE = [
 
 
 def hostile_script(body):
+    # The side write runs a Lua before-hook of its own first (a nested call
+    # in the same state), which must not reset the hostile handler's budget.
     return ("local function hostile()\n" + body + "\nend\n"
+            'kith.on("sidefx.before_create", function(ev) end)\n'
             'kith.on("victims.before_create", function(ev)\n'
             '  kith.entity.create("sidefx", {tag = ev.record.tag})\n'
             '  if ev.record.tag ~= "control" then hostile() end\n'
