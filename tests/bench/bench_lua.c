@@ -311,6 +311,7 @@ int main(int argc, char **argv)
     bench_line("lua_rules10", mine, "records/s", base);
 
     /* kith.entity.get: Lua vs C, on one record, inside one create's handler */
+    load(&r, rules.st, 1); /* a record of this store to read */
     char target[ID_TEXT_LEN + 1];
     id_encode(&r.last, target);
     ws_close(&rules);
