@@ -325,6 +325,7 @@ static int on_row(void *ctx, size_t row, const char *const *f, const size_t *len
     ro->imp = imp;
     if (imp->o.guard_size) memcpy(ro->guard, imp->o.guard_ctx, imp->o.guard_size);
     op->udata = ro; /* the guard reads its context at the start of udata */
+    op->no_record = 1; /* the report needs each row's outcome only */
     op->guard = imp->o.guard;
     if (imp->audit) store_op_set_audit(op, imp->audit);
     imp->inflight++;

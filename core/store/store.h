@@ -196,6 +196,9 @@ struct store_op {
     store_custom_fn custom;
     void *udata;          /* for the caller and custom ops */
     int system;           /* may touch system collections (names starting '_') */
+    int no_record;        /* the caller needs no json result: the writer frees it
+                             itself (bulk loads; a free on another thread costs
+                             a malloc-arena lock) */
     store_guard_fn guard; /* optional, see store_guard_fn */
     json_t *audit;        /* optional: audit this write as {"actor","request",...} (owned
                              ref); the entry is written in the change's transaction */

@@ -154,6 +154,11 @@ static void op_set_result(store_op_t *op, const kith_id_t *id, uint64_t version,
     op->created_us = created;
     op->updated_us = updated;
     free(op->json);
+    if (op->no_record) {
+        free(json);
+        json = NULL;
+        len = 0;
+    }
     op->json = json;
     op->json_len = len;
 }
