@@ -385,8 +385,27 @@ typedef struct targs {
     const char *event;
     char *payload; /* JSON text or NULL (free) */
     size_t payload_len;
-    const char *id; /* opts.id, or NULL */
+    const char *id; /* opts.id (in idbuf), or NULL */
+    char idbuf[TIMER_ID_MAX + 1];
 } targs_t;
+
+/* opts.id, checked and copied: the string may live only on the stack (a
+ * number converted, or what an __index made), so a pointer to it would
+ * dangle once popped. NULL if opts has none. */
+static const char *opts_id(lua_State *L, int idx, const char *fn, char buf[TIMER_ID_MAX + 1])
+{
+    if (!lua_istable(L, idx)) return NULL;
+    lua_getfield(L, idx, "id");
+    const char *id = NULL;
+    if (!lua_isnil(L, -1)) {
+        id = luaL_checkstring(L, -1);
+        timer_id_check(L, fn, id);
+        memcpy(buf, id, strlen(id) + 1);
+        id = buf;
+    }
+    lua_pop(L, 1);
+    return id;
+}
 
 static void timer_args(lua_State *L, const char *fn, targs_t *a)
 {
@@ -395,13 +414,9 @@ static void timer_args(lua_State *L, const char *fn, targs_t *a)
         luaL_error(L, "%s: '%s' is not a domain event name (like followup.due)", fn, a->event);
     a->payload = NULL;
     a->payload_len = 0;
-    a->id = NULL;
-    if (!lua_isnoneornil(L, 4)) {
-        luaL_checktype(L, 4, LUA_TTABLE);
-        lua_getfield(L, 4, "id");
-        if (!lua_isnil(L, -1)) timer_id_check(L, fn, a->id = luaL_checkstring(L, -1));
-        lua_pop(L, 1); /* the table keeps the string alive */
-    }
+    if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+    a->id = opts_id(L, 4, fn, a->idbuf);
+    /* the payload last: nothing may raise while its C copy is held */
     if (!lua_isnoneornil(L, 3)) {
         const char *why = "";
         json_t *j = lj_to_json(L, 3, &why);
@@ -417,6 +432,7 @@ static int timer_put(lua_State *L, const char *fn, targs_t *a, int64_t due, cons
     lua_host_t *h = host_of(L);
     lsb_t *s = lsb_of(L);
     char idbuf[ID_TEXT_LEN + 1], full[SCHED_ID_MAX + 1], owner[BUS_NAME_MAX];
+    (void)fn;
     const char *id = a->id;
     if (!id) {
         kith_id_t k;
@@ -424,8 +440,8 @@ static int timer_put(lua_State *L, const char *fn, targs_t *a, int64_t due, cons
         id_encode(&k, idbuf);
         id = idbuf;
     }
-    lua_pushstring(L, id); /* the result; keeps id alive */
-    timer_full_id(L, fn, s->script ? s->script : "?", id, full);
+    /* no Lua call until the payload is freed: an error would leak it */
+    snprintf(full, sizeof full, "script:%s/%s", s->script ? s->script : "?", id);
     snprintf(owner, sizeof owner, "script:%s", s->script ? s->script : "?");
     sched_timer_t t = {.id = full,
                        .owner = owner,
@@ -436,6 +452,7 @@ static int timer_put(lua_State *L, const char *fn, targs_t *a, int64_t due, cons
     int rc = sched_put(h->w, &t, due);
     free(a->payload);
     if (rc) return fail_last(L);
+    lua_pushstring(L, id);
     return 1;
 }
 
@@ -461,7 +478,11 @@ static int l_at(lua_State *L)
     need_w(L, "kith.at");
     int64_t due;
     if (lua_type(L, 1) == LUA_TNUMBER) {
-        due = (int64_t)(lua_tonumber(L, 1) * 1000); /* ms, like kith.time.now() */
+        lua_Number ms = lua_tonumber(L, 1); /* like kith.time.now() */
+        if (!(ms >= 0 && ms < 253402300800000.0)) /* NaN, negative, past year 9999 */
+            return luaL_error(L, "kith.at: %f is not a time in milliseconds since 1970",
+                              (double)ms);
+        due = (int64_t)(ms * 1000);
     } else {
         size_t n;
         const char *t = luaL_checklstring(L, 1, &n);
@@ -480,10 +501,14 @@ static int l_every(lua_State *L)
     lsb_t *s = lsb_of(L);
     lua_host_t *h = s->host;
     char spec[128];
-    if (lua_type(L, 1) == LUA_TNUMBER)
+    if (lua_type(L, 1) == LUA_TNUMBER) {
         snprintf(spec, sizeof spec, "%.6f", (double)lua_tonumber(L, 1));
-    else
-        snprintf(spec, sizeof spec, "%s", luaL_checkstring(L, 1));
+    } else {
+        size_t n;
+        const char *x = luaL_checklstring(L, 1, &n);
+        if (n >= sizeof spec) return luaL_error(L, "kith.every: a schedule is under 128 characters");
+        memcpy(spec, x, n + 1);
+    }
     sched_every_t e;
     if (sched_parse_every(spec, &e)) return luaL_error(L, "kith.every: %s", err_last()->msg);
     if (!s->checking && h && h->w) {
@@ -496,13 +521,10 @@ static int l_every(lua_State *L)
     /* Declared at the top level: kept across reloads with its due time,
      * removed when the script stops declaring it. Id: opts.id or the event.
      * The checks run in lua_check too, so PUT refuses what would not load. */
-    const char *event = luaL_checkstring(L, 2);
-    const char *id = event;
-    if (lua_istable(L, 4)) {
-        lua_getfield(L, 4, "id");
-        if (!lua_isnil(L, -1)) id = luaL_checkstring(L, -1);
-        lua_pop(L, 1); /* the table keeps the string alive */
-    }
+    const char *event = luaL_checkstring(L, 2); /* a stack slot: stays alive */
+    char idbuf[TIMER_ID_MAX + 1];
+    const char *id = opts_id(L, 4, "kith.every", idbuf);
+    if (!id) id = event;
     timer_id_check(L, "kith.every", id);
     lua_getfield(L, LUA_REGISTRYINDEX, "kith.declared");
     if (lua_isnil(L, -1)) {
@@ -518,9 +540,16 @@ static int l_every(lua_State *L)
     lua_pushfstring(L, "%s/%s", s->script ? s->script : "?", id);
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
+    /* and how many this script declared, in both modes */
+    lua_pushfstring(L, "#%s", s->script ? s->script : "?");
+    lua_pushvalue(L, -1);
+    lua_Integer count = lua_rawget(L, -3) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
     lua_pop(L, 1);
-    if (h && h->ndecls == DECLS_MAX)
+    if (count >= DECLS_MAX)
         return luaL_error(L, "kith.every: at most %d recurring timers per script", DECLS_MAX);
+    lua_pushinteger(L, count + 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
     targs_t a;
     timer_args(L, "kith.every", &a); /* after this, nothing may raise: a.payload is ours */
     if (s->checking) {

@@ -58,17 +58,19 @@ static int cron_field(const char *s, size_t n, int lo, int hi, uint64_t *bits, i
     while (p < end) {
         const char *q = memchr(p, ',', (size_t)(end - p));
         if (!q) q = end;
-        int a = lo, b = hi, step = 1;
+        int a = lo, b = hi, step = 1, range = 1;
         const char *x = p;
         if (x < q && *x == '*') {
             x++;
         } else {
+            range = 0;
             if (x >= q || !isdigit((unsigned char)*x)) return -1;
             a = 0;
             while (x < q && isdigit((unsigned char)*x) && a < 1000)
                 a = a * 10 + (*x++ - '0');
             b = a;
             if (x < q && *x == '-') {
+                range = 1;
                 x++;
                 if (x >= q || !isdigit((unsigned char)*x)) return -1;
                 b = 0;
@@ -83,7 +85,7 @@ static int cron_field(const char *s, size_t n, int lo, int hi, uint64_t *bits, i
             while (x < q && isdigit((unsigned char)*x) && step < 1000)
                 step = step * 10 + (*x++ - '0');
             if (step == 0) return -1;
-            if (a == b && p[0] != '*') b = hi; /* "5/15": from 5 on */
+            if (!range) b = hi; /* "5/15": from 5 on; "5-5/2" stays 5 */
         }
         if (x != q || a < lo || b > hi || a > b) return -1;
         for (int v = a; v <= b; v += step)

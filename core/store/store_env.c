@@ -313,8 +313,9 @@ void store_env_fill_ahead(store_t *st)
         st->filling = 0;
         return; /* the common case, without a transaction */
     }
-    if (st->file_end && !st->filling && st->file_end - used >= (fill_target(used) - used) / 2)
-        return;
+    if (st->file_end && !st->filling && st->file_end >= used &&
+        st->file_end - used >= (fill_target(used) - used) / 2)
+        return; /* more than half the margin left */
     /* A write transaction holds every other process's writer off while we
      * look at the last page and write beyond it. */
     if (mdb_txn_begin(st->env, NULL, 0, &t)) return;

@@ -125,14 +125,14 @@ int store_timer_verify(store_t *st, MDB_txn *txn, uint64_t *count,
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
-        if (k.mv_size >= 2 && kp[0] == 'i' && d.mv_size >= 8) {
+        if (k.mv_size >= 2 && k.mv_size + 8 <= TIMER_KEY_MAX && kp[0] == 'i' && d.mv_size >= 8) {
             (*count)++;
             uint8_t dk[TIMER_KEY_MAX];
             dk[0] = 'd';
             memcpy(dk + 1, d.mv_data, 8);
             memcpy(dk + 9, kp + 1, k.mv_size - 1);
             MDB_val kk = {k.mv_size + 8, dk}, x;
-            if (k.mv_size + 8 > TIMER_KEY_MAX || mdb_get(txn, st->dbi[DB_SCHED], &kk, &x)) {
+            if (mdb_get(txn, st->dbi[DB_SCHED], &kk, &x)) {
                 snprintf(msg, sizeof msg, "timer %.*s: missing from the due-time order",
                          (int)k.mv_size - 1, (const char *)kp + 1);
                 problem(ctx, msg);

@@ -158,6 +158,7 @@ static void reload_after_reopen(store_t *st)
  * STORE_ETXNFULL when the caller should split the batch. */
 static int batch_run(store_t *st, store_op_t **ops, size_t n)
 {
+    int delivering = 0; /* once due, also in an attempt that runs again (the kick is spent) */
     for (int attempt = 0;; attempt++) {
         MDB_txn *parent;
         int rc = mdb_txn_begin(st->env, NULL, 0, &parent);
@@ -200,7 +201,8 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
         w.schema = st->wschema;
         store_schema_ref(w.schema);
         int retry = 0;
-        if (deliver_due(st, w.now_us)) {
+        if (delivering || deliver_due(st, w.now_us)) {
+            delivering = 1;
             /* after-hooks for what committed before this batch */
             w.txn = parent;
             int on_commit = 0;

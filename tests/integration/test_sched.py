@@ -488,6 +488,8 @@ def test_timer_calls_at_top_level_are_refused(server):
         'kith.every("0 0 30 2 *", "tick.due")\n': "kith.every",
         'kith.every("* * * *", "tick.due")\n': "kith.every",
         'kith.every("sometimes", "tick.due")\n': "kith.every",
+        'for i = 1, 257 do kith.every("1h", "tick.due", nil, {id = "t" .. i}) end\n':
+            "kith.every",
         'kith.every("1m", "contacts.created")\n': "kith.every",
         'kith.every("1m", "Tick.Due")\n': "kith.every",
         'kith.every("1m", "tick.due", function() end)\n': "kith.every",
@@ -543,6 +545,10 @@ local bad = {
   after_bad_payload = function() return kith.after(60, "x.due", function() end) end,
   at_garbage = function() return kith.at("tomorrow", "x.due") end,
   at_no_zone = function() return kith.at("2030-01-01T00:00:00", "x.due") end,
+  at_huge = function() return kith.at(math.huge, "x.due") end,
+  at_nan = function() return kith.at(0/0, "x.due") end,
+  at_negative = function() return kith.at(-1, "x.due") end,
+  every_long_spec = function() return kith.every(string.rep("1", 200) .. "s", "x.due") end,
   every_0s = function() return kith.every("0s", "x.due") end,
   every_minute_61 = function() return kith.every("61 * * * *", "x.due") end,
   every_hour_24 = function() return kith.every("0 24 * * *", "x.due") end,
@@ -566,6 +572,13 @@ local good = {
   every_cron = function() return kith.every("*/5 * * * *", "x.due", nil, {id = "g10"}) end,
   every_weekdays = function() return kith.every("0 9 * * 1-5", "x.due", nil, {id = "g11"}) end,
   every_leap_day = function() return kith.every("0 0 29 2 *", "x.due", nil, {id = "g12"}) end,
+  -- a number id is taken as its text; an id an __index makes lives only on the stack
+  after_number_id = function() return kith.after(60, "x.due", {big = string.rep("p", 4096)},
+                                                 {id = 13}) end,
+  after_index_id = function()
+    return kith.after(60, "x.due", {n = 1}, setmetatable({}, {__index = function(_, k)
+      return k == "id" and ("g" .. "14") or nil end}))
+  end,
 }
 kith.on("pokes.created", function(ev)
   local p = ev.record
@@ -581,6 +594,8 @@ kith.on("pokes.created", function(ev)
     end
     local gone = 0
     for i = 1, 12 do if kith.cancel("g" .. i) then gone = gone + 1 end end
+    if kith.cancel("13") then gone = gone + 1 end
+    if kith.cancel("g14") then gone = gone + 1 end
     out.cancelled = gone
     note({text = "probe", body = kith.json.encode(out)})
   elseif p.cmd == "uncaught" then
@@ -597,7 +612,7 @@ kith.on("strict.due", function(ev) note({text = "fired"}) end)
 STRICT_GOOD = {"after_number": "g1", "after_one": "g2", "after_90s": "g3", "after_15m": "g4",
                "after_2h": "g5", "after_1d": "g6", "at_rfc": "g7", "at_ms": "g8",
                "every_15m": "g9", "every_cron": "g10", "every_weekdays": "g11",
-               "every_leap_day": "g12"}
+               "every_leap_day": "g12", "after_number_id": "13", "after_index_id": "g14"}
 
 
 def test_bad_timer_arguments_raise_in_a_handler(server):
@@ -606,7 +621,7 @@ def test_bad_timer_arguments_raise_in_a_handler(server):
     poke(server, k, "probe")
     out = json.loads(wait_notes(server, k, 1, "probe")[0]["body"])
     fn = {"after": "kith.after", "at": "kith.at", "every": "kith.every", "cancel": "kith.cancel"}
-    assert len(out) == 1 + len(STRICT_GOOD) + 23, sorted(out)
+    assert len(out) == 1 + len(STRICT_GOOD) + 27, sorted(out)
     for name, msg in out.items():
         if name == "cancelled" or name in STRICT_GOOD:
             continue
@@ -614,7 +629,7 @@ def test_bad_timer_arguments_raise_in_a_handler(server):
         assert fn[name.split("_")[0]] in msg, (name, msg)
     for name, tid in STRICT_GOOD.items():
         assert out[name] == "ok:" + tid, (name, out[name])
-    assert out["cancelled"] == 12, out
+    assert out["cancelled"] == 14, out
 
     # uncaught: the handler fails, is counted, and leaves neither note nor timer
     errors0 = metric(server, "kith_lua_errors_total") or 0
