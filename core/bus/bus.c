@@ -210,6 +210,11 @@ void bus_off_owner(bus_t *b, const char *owner)
 
 void bus_list(bus_t *b, buf_t *out)
 {
+    /* The cursor shown is the committed one, read in a snapshot: the
+     * writer notes its own before the batch commits, and a client that saw
+     * that could look for the handler's effects too early. */
+    store_rtxn_t *rt = NULL;
+    if (store_read_begin(b->st, &rt)) rt = NULL;
     pthread_mutex_lock(&b->lock);
     buf_addc(out, '[');
     for (size_t i = 0; i < b->n; i++) {
@@ -229,7 +234,10 @@ void bus_list(bus_t *b, buf_t *out)
         }
         buf_addc(out, ']');
         if (!h->before) {
-            buf_addf(out, ",\"cursor\":%llu,\"failures\":%u", (unsigned long long)h->cursor,
+            uint64_t cursor = 0;
+            if (!rt || store_cursor_get(rt, h->key, &cursor) || cursor == 0)
+                cursor = h->cursor; /* none saved yet: where it will start */
+            buf_addf(out, ",\"cursor\":%llu,\"failures\":%u", (unsigned long long)cursor,
                      h->failures);
             if (h->retry_at_us) {
                 char ts[40];
@@ -242,6 +250,7 @@ void bus_list(bus_t *b, buf_t *out)
     }
     buf_addc(out, ']');
     pthread_mutex_unlock(&b->lock);
+    if (rt) store_read_end(rt);
 }
 
 void bus_stats(bus_t *b, bus_stats_t *out)
