@@ -466,15 +466,8 @@ void api_h_keys_list(http_req_t *r)
     }
     json_t *filter = json_pack("{s:s}", "workspace", q->who.workspace);
     keys_ctx_t k = {q->who.workspace, json_array()};
-    char *cursor = NULL;
-    do {
-        char *next = NULL;
-        store_query_t sq = {.coll = "_keys", .filter = filter, .limit = 1000, .cursor = cursor};
-        rc = store_query(rt, &sq, key_row, &k, &next);
-        free(cursor);
-        cursor = next;
-    } while (rc == 0 && cursor);
-    free(cursor);
+    store_query_t sq = {.coll = "_keys", .filter = filter};
+    rc = store_query_all(rt, &sq, key_row, &k);
     json_decref(filter);
     store_read_end(rt);
     if (rc) {

@@ -85,16 +85,8 @@ static int load_op(store_wtxn_t *w, store_op_t *op)
 {
     api_ws_t *ws = op->udata;
     script_set_t set = {0};
-    int rc = 0;
-    char *cursor = NULL;
-    do {
-        store_query_t q = {.coll = "_scripts", .limit = 1000, .cursor = cursor};
-        char *next = NULL;
-        rc = store_wtxn_query(w, &q, collect_row, &set, &next);
-        free(cursor);
-        cursor = next;
-    } while (rc == 0 && cursor);
-    free(cursor);
+    store_query_t q = {.coll = "_scripts"};
+    int rc = store_wtxn_query_all(w, &q, collect_row, &set);
     if (rc == 0) {
         if (set.n) qsort(set.v, set.n, sizeof *set.v, row_cmp); /* qsort(NULL, 0) is undefined */
         lua_script_t *ls = xcalloc(set.n ? set.n : 1, sizeof *ls);
@@ -260,16 +252,8 @@ static int versions_read(http_req_t *r, versions_t *v)
     store_rtxn_t *rt = api_read(r);
     if (!rt) return -1;
     json_t *filter = v->only ? json_pack("{s:s}", "name", v->only) : NULL;
-    char *cursor = NULL;
-    int rc;
-    do {
-        store_query_t q = {.coll = "_scripts", .filter = filter, .limit = 1000, .cursor = cursor};
-        char *next = NULL;
-        rc = store_query(rt, &q, version_row, v, &next);
-        free(cursor);
-        cursor = next;
-    } while (rc == 0 && cursor);
-    free(cursor);
+    store_query_t q = {.coll = "_scripts", .filter = filter};
+    int rc = store_query_all(rt, &q, version_row, v);
     if (filter) json_decref(filter);
     store_read_end(rt);
     if (rc) {

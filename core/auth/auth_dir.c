@@ -232,19 +232,8 @@ static int workspace_query(auth_dir_t *d, const char *name, names_t *nm)
     int rc = store_read_begin(d->sys, &rt);
     if (rc) return rc;
     json_t *filter = name ? json_pack("{s:s}", "name", name) : NULL;
-    char *cursor = NULL;
-    do {
-        store_query_t q = {.coll = "_workspaces",
-                           .filter = filter,
-                           .sort = "name",
-                           .limit = 1000,
-                           .cursor = cursor};
-        char *next = NULL;
-        rc = store_query(rt, &q, collect_name, nm, &next);
-        free(cursor);
-        cursor = next;
-    } while (rc == 0 && cursor);
-    free(cursor);
+    store_query_t q = {.coll = "_workspaces", .filter = filter, .sort = "name"};
+    rc = store_query_all(rt, &q, collect_name, nm);
     if (filter) json_decref(filter);
     store_read_end(rt);
     return rc;

@@ -111,6 +111,9 @@ int store_query(store_rtxn_t *rt, const store_query_t *q, store_row_fn fn, void 
 
 /* How q would run: "index:<field> eq", "scan", ... (for tests and EXPLAIN). */
 int store_query_plan(store_rtxn_t *rt, const store_query_t *q, buf_t *out);
+/* Runs q page after page (q->cursor ignored; 1,000 a page unless q->limit
+ * says otherwise) until every match was passed to fn, in one snapshot. */
+int store_query_all(store_rtxn_t *rt, const store_query_t *q, store_row_fn fn, void *ctx);
 
 /* ---- change log ---------------------------------------------------------- */
 
@@ -354,6 +357,7 @@ int store_wtxn_changes(store_wtxn_t *w, uint64_t after, size_t limit, store_chan
                        void *ctx);
 int store_wtxn_query(store_wtxn_t *w, const store_query_t *q, store_row_fn fn, void *ctx,
                      char **next_cursor);
+int store_wtxn_query_all(store_wtxn_t *w, const store_query_t *q, store_row_fn fn, void *ctx);
 int store_wtxn_cursor_get(store_wtxn_t *w, const char *consumer, uint64_t *seq);
 int store_wtxn_cursor_put(store_wtxn_t *w, const char *consumer, uint64_t seq);
 

@@ -142,6 +142,12 @@ int store_wtxn_query(store_wtxn_t *w, const store_query_t *q, store_row_fn fn, v
     return store_query(&rt, q, fn, ctx, next_cursor);
 }
 
+int store_wtxn_query_all(store_wtxn_t *w, const store_query_t *q, store_row_fn fn, void *ctx)
+{
+    store_rtxn_t rt = wtxn_view(w);
+    return store_query_all(&rt, q, fn, ctx);
+}
+
 int store_wtxn_cursor_get(store_wtxn_t *w, const char *consumer, uint64_t *seq)
 {
     store_rtxn_t rt = wtxn_view(w);

@@ -682,6 +682,23 @@ static int query_prepare(store_rtxn_t *rt, const store_query_t *q, const store_c
     return rc;
 }
 
+int store_query_all(store_rtxn_t *rt, const store_query_t *q, store_row_fn fn, void *ctx)
+{
+    store_query_t page = *q;
+    if (!page.limit) page.limit = 1000;
+    char *cursor = NULL;
+    int rc;
+    do {
+        page.cursor = cursor;
+        char *next = NULL;
+        rc = store_query(rt, &page, fn, ctx, &next);
+        free(cursor);
+        cursor = next;
+    } while (rc == 0 && cursor);
+    free(cursor);
+    return rc;
+}
+
 int store_query(store_rtxn_t *rt, const store_query_t *q, store_row_fn fn, void *ctx,
                 char **next_cursor)
 {
