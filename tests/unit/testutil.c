@@ -30,6 +30,20 @@ void tu_rmtree(const char *path)
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+char *tu_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)(n > 0 ? n : 0) + 1);
+    *len = n > 0 ? fread(p, 1, (size_t)n, f) : 0;
+    p[*len] = '\0';
+    fclose(f);
+    return p;
+}
+
 json_t *tu_json(const char *text)
 {
     json_t *j = json_parse(text, strlen(text));

@@ -21,6 +21,10 @@ char *tu_tmpdir(void);
 /* rm -rf path. */
 void tu_rmtree(const char *path);
 
+/* A whole file, NUL-terminated (free()), its length in *len; NULL if it
+ * cannot be opened. */
+char *tu_slurp(const char *path, size_t *len);
+
 /* Parses JSON text that the test knows to be valid (fails the test if not). */
 json_t *tu_json(const char *text);
 

@@ -42,16 +42,8 @@ static int back(void **state)
 
 static char *slurp(size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)len + 1);
-    assert_int_equal(fread(s, 1, (size_t)len, f), (size_t)len);
-    s[len] = '\0';
-    fclose(f);
-    *n = (size_t)len;
+    char *s = tu_slurp(path, n);
+    assert_non_null(s);
     return s;
 }
 

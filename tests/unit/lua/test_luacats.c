@@ -34,26 +34,12 @@ typedef struct names {
     size_t n;
 } names_t;
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    *len = fread(p, 1, (size_t)n, f);
-    p[*len] = '\0';
-    fclose(f);
-    return p;
-}
-
 static char *kith_lua(size_t *len)
 {
     const char *src = getenv("KITH_SOURCE_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/sdk/lua/kith.lua", src ? src : "../..");
-    char *text = slurp(path, len);
+    char *text = tu_slurp(path, len);
     if (!text) fail_msg("cannot read %s (set KITH_SOURCE_DIR)", path);
     return text;
 }

@@ -13,20 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    *len = fread(p, 1, (size_t)n, f);
-    p[*len] = '\0';
-    fclose(f);
-    return p;
-}
-
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -56,7 +42,7 @@ static void hostile_suite(void **state)
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         snprintf(name, sizeof name, "%.*s", (int)(strlen(names[i]) - 4), names[i]);
         size_t len = 0;
-        char *text = slurp(path, &len);
+        char *text = tu_slurp(path, &len);
         assert_non_null(text);
         char expect[200] = "";
         if (sscanf(text, "-- expect: %199[^\n]", expect) != 1)
