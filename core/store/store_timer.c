@@ -17,22 +17,33 @@
 
 #define TIMER_KEY_MAX 511 /* LMDB's default key limit */
 
+/* The two keys of a timer, in k (n + 9 <= TIMER_KEY_MAX, checked by callers). */
+static MDB_val id_key(uint8_t k[TIMER_KEY_MAX], const char *id, size_t n)
+{
+    k[0] = 'i';
+    memcpy(k + 1, id, n);
+    return (MDB_val){n + 1, k};
+}
+
+static MDB_val due_key(uint8_t k[TIMER_KEY_MAX], const void *due_be, const char *id, size_t n)
+{
+    k[0] = 'd';
+    memcpy(k + 1, due_be, 8);
+    memcpy(k + 9, id, n);
+    return (MDB_val){n + 9, k};
+}
+
 static int by_id(store_wtxn_t *w, const char *id, size_t n, MDB_val *d)
 {
     uint8_t k[TIMER_KEY_MAX];
-    k[0] = 'i';
-    memcpy(k + 1, id, n);
-    MDB_val kk = {n + 1, k};
+    MDB_val kk = id_key(k, id, n);
     return mdb_get(w->txn, w->st->dbi[DB_SCHED], &kk, d);
 }
 
-static int due_key_del(store_wtxn_t *w, uint64_t due, const char *id, size_t n)
+static int due_key_del(store_wtxn_t *w, const void *due_be, const char *id, size_t n)
 {
     uint8_t k[TIMER_KEY_MAX];
-    k[0] = 'd';
-    store_u64be(k + 1, due);
-    memcpy(k + 9, id, n);
-    MDB_val kk = {n + 9, k};
+    MDB_val kk = due_key(k, due_be, id, n);
     int rc = mdb_del(w->txn, w->st->dbi[DB_SCHED], &kk, NULL);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -53,21 +64,17 @@ int store_wtxn_timer_put(store_wtxn_t *w, const char *id, int64_t due_us, const 
     if (due_us < 0) due_us = 0;
     MDB_val d;
     rc = by_id(w, id, n, &d);
-    if (rc == 0 && d.mv_size >= 8) rc = due_key_del(w, load_u64be(d.mv_data), id, n);
+    if (rc == 0 && d.mv_size >= 8) rc = due_key_del(w, d.mv_data, id, n);
     else if (rc == MDB_NOTFOUND) rc = 0;
     if (rc) return store_mdb_err(rc, "timers");
-    uint8_t k[TIMER_KEY_MAX];
-    k[0] = 'i';
-    memcpy(k + 1, id, n);
-    MDB_val kk = {n + 1, k}, dd = {len + 8, NULL};
+    uint8_t k[TIMER_KEY_MAX], due_be[8];
+    store_u64be(due_be, (uint64_t)due_us);
+    MDB_val kk = id_key(k, id, n), dd = {len + 8, NULL};
     rc = mdb_put(w->txn, w->st->dbi[DB_SCHED], &kk, &dd, MDB_RESERVE);
     if (rc) return store_mdb_err(rc, "timers");
-    store_u64be(dd.mv_data, (uint64_t)due_us);
+    memcpy(dd.mv_data, due_be, 8);
     if (len) memcpy((uint8_t *)dd.mv_data + 8, job, len);
-    k[0] = 'd';
-    store_u64be(k + 1, (uint64_t)due_us);
-    memcpy(k + 9, id, n);
-    MDB_val dk = {n + 9, k}, empty = {0, ""};
+    MDB_val dk = due_key(k, due_be, id, n), empty = {0, ""};
     rc = mdb_put(w->txn, w->st->dbi[DB_SCHED], &dk, &empty, 0);
     if (rc == 0) {
         /* the deliver hook runs after this batch and learns the new due time */
@@ -86,12 +93,10 @@ int store_wtxn_timer_del(store_wtxn_t *w, const char *id)
     int rc = by_id(w, id, n, &d);
     if (rc == MDB_NOTFOUND) return err_set(KITH_ENOTFOUND, "no timer '%s'", id);
     if (rc) return store_mdb_err(rc, "timers");
-    if (d.mv_size >= 8) rc = due_key_del(w, load_u64be(d.mv_data), id, n);
+    if (d.mv_size >= 8) rc = due_key_del(w, d.mv_data, id, n);
     if (rc == 0) {
         uint8_t k[TIMER_KEY_MAX];
-        k[0] = 'i';
-        memcpy(k + 1, id, n);
-        MDB_val kk = {n + 1, k};
+        MDB_val kk = id_key(k, id, n);
         rc = mdb_del(w->txn, w->st->dbi[DB_SCHED], &kk, NULL);
     }
     return store_mdb_err(rc, "timers");
@@ -128,10 +133,7 @@ int store_timer_verify(store_t *st, MDB_txn *txn, uint64_t *count,
         if (k.mv_size >= 2 && k.mv_size + 8 <= TIMER_KEY_MAX && kp[0] == 'i' && d.mv_size >= 8) {
             (*count)++;
             uint8_t dk[TIMER_KEY_MAX];
-            dk[0] = 'd';
-            memcpy(dk + 1, d.mv_data, 8);
-            memcpy(dk + 9, kp + 1, k.mv_size - 1);
-            MDB_val kk = {k.mv_size + 8, dk}, x;
+            MDB_val kk = due_key(dk, d.mv_data, (const char *)kp + 1, k.mv_size - 1), x;
             if (mdb_get(txn, st->dbi[DB_SCHED], &kk, &x)) {
                 snprintf(msg, sizeof msg, "timer %.*s: missing from the due-time order",
                          (int)k.mv_size - 1, (const char *)kp + 1);
