@@ -139,48 +139,9 @@ static void ws_close(ws_t *w)
     bus_free(w->bus);
 }
 
-/* ---- bulk creates, window in flight ---- */
-
-typedef struct runner {
-    store_t *st;
-    loop_inbox_t inbox;
-    json_t **fields;
-    uint64_t next, total, done;
-    kith_id_t last;
-} runner_t;
-
-static void submit_one(runner_t *r);
-
-static void on_done(store_op_t *op, void *ctx)
+static double load(bench_runner_t *r, store_t *st, uint64_t n)
 {
-    runner_t *r = ctx;
-    if (op->status) {
-        fprintf(stderr, "bench_lua: write failed: %s\n", op->diag->msg);
-        exit(1);
-    }
-    r->last = op->rid;
-    store_op_free(op);
-    r->done++;
-    if (r->next < r->total) submit_one(r);
-}
-
-static void submit_one(runner_t *r)
-{
-    store_op_t *op = store_op_create("bench", r->fields[r->next++ % 4096]);
-    store_submit(r->st, op, &r->inbox, on_done, r);
-}
-
-static double load(runner_t *r, store_t *st, uint64_t n)
-{
-    r->st = st;
-    r->next = r->done = 0;
-    r->total = n;
-    double t0 = bench_now();
-    for (size_t i = 0; i < 4096 && r->next < n; i++)
-        submit_one(r);
-    while (r->done < n)
-        uv_run(uv_default_loop(), UV_RUN_ONCE);
-    return (double)n / (bench_now() - t0);
+    return bench_load(r, st, n, 4096);
 }
 
 /* ---- entity get from C ---- */
@@ -216,7 +177,7 @@ static double probe(store_t *st, const char *target, long n)
 #define PACED_N 5000
 
 typedef struct paced {
-    runner_t r;
+    bench_runner_t r;
     uv_timer_t timer;
     int64_t submit_us[PACED_N];
     int64_t ack_us[PACED_N];
@@ -286,7 +247,7 @@ int main(int argc, char **argv)
     json_t *fields[4096];
     for (int i = 0; i < 4096; i++)
         fields[i] = gen_fields((uint64_t)i);
-    runner_t r = {.fields = fields};
+    bench_runner_t r = {.coll = "bench", .fields = fields};
     loop_inbox_init(&r.inbox, uv_default_loop());
 
     /* rules: the same creates into a store without hooks, then one with them */

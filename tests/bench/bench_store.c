@@ -130,54 +130,6 @@ static double raw_load(raw_t *r, char **jsons, size_t *jl, uint64_t n, size_t ba
 
 /* ---- the store ---- */
 
-typedef struct runner {
-    store_t *st;
-    loop_inbox_t inbox;
-    json_t **fields;
-    uint64_t next, total, done;
-    kith_id_t *ids;
-    size_t nids;
-    int failed;
-} runner_t;
-
-static void submit_one(runner_t *r);
-
-static void on_done(store_op_t *op, void *ctx)
-{
-    runner_t *r = ctx;
-    if (op->status) {
-        fprintf(stderr, "bench: write failed: %s\n", op->diag->msg);
-        r->failed = 1;
-    } else if (r->ids) {
-        r->ids[r->nids++] = op->rid;
-    }
-    store_op_free(op);
-    r->done++;
-    if (r->next < r->total) submit_one(r);
-}
-
-static void submit_one(runner_t *r)
-{
-    store_op_t *op = store_op_create("bench", r->fields[r->next++ % 4096]);
-    store_submit(r->st, op, &r->inbox, on_done, r);
-}
-
-/* n creates with `window` submitters in flight; returns records/s. */
-static double store_load(runner_t *r, uint64_t n, size_t window)
-{
-    r->next = 0;
-    r->total = n;
-    r->done = 0;
-    double t0 = bench_now();
-    for (size_t i = 0; i < window && r->next < n; i++)
-        submit_one(r);
-    while (r->done < n)
-        uv_run(uv_default_loop(), UV_RUN_ONCE);
-    double rate = (double)n / (bench_now() - t0);
-    if (r->failed) exit(1);
-    return rate;
-}
-
 typedef struct qctx {
     size_t rows, bytes;
 } qctx_t;
@@ -246,14 +198,14 @@ int main(int argc, char **argv)
     store_op_t *op = store_op_schema(def);
     if (store_exec(st, op)) return 1;
     store_op_free(op);
-    runner_t r = {.st = st, .fields = fields};
+    bench_runner_t r = {.coll = "bench", .fields = fields};
     loop_inbox_init(&r.inbox, uv_default_loop());
     r.ids = xmalloc(nrec * sizeof *r.ids);
 
     size_t sink = 0;
     /* bulk load */
     double base = no_baseline ? 0 : raw_load(&raw, jsons, jl, nrec, BATCH, 0, 1);
-    double mine = store_load(&r, nrec, 4 * BATCH);
+    double mine = bench_load(&r, st, nrec, 4 * BATCH);
     bench_line("bulk_load", mine, "records/s", base);
     kith_id_t *sids = r.ids; /* the store's loaded ids; later runs do not record */
     size_t nids = r.nids;
@@ -351,7 +303,7 @@ creates:
         unsigned long long w1 = io_written();
         store_stats_t s0, s1;
         store_stats_get(st, &s0);
-        double m = store_load(&r, counts[i], subs[i]);
+        double m = bench_load(&r, st, counts[i], subs[i]);
         store_stats_get(st, &s1);
         unsigned long long w2 = io_written();
         printf("# c%zu: %llu commits, %.1f ops per commit; bytes written per op: raw %.0f, "
