@@ -2,6 +2,7 @@
  * api_metrics: /metrics in the Prometheus text format (version 0.0.4).
  */
 #include "api/api_int.h"
+#include "base/mem.h"
 #include "bus/bus.h"
 #include "lua/lua_host.h"
 
@@ -20,13 +21,33 @@ static void help(buf_t *b, const char *name, const char *type, const char *text)
     buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-/* Hook and Lua counters by workspace (ws_lock held). */
+typedef struct ws_counter {
+    const char *name, *help;
+    size_t off; /* of a uint64_t in the stats struct */
+} ws_counter_t;
+
+/* Each counter of defs, with a line per workspace that has stats: stats[i]
+ * (stride bytes each) is workspace i's, or skipped where have[i] is 0. */
+static void counters_by_ws(api_server_t *s, buf_t *b, const ws_counter_t *defs, size_t n,
+                           const void *stats, size_t stride, const char *have)
+{
+    for (size_t m = 0; m < n; m++) {
+        help(b, defs[m].name, "counter", defs[m].help);
+        for (size_t i = 0; i < s->nws; i++) {
+            if (!have[i]) continue;
+            uint64_t v;
+            memcpy(&v, (const char *)stats + i * stride + defs[m].off, sizeof v);
+            buf_addf(b, "%s{workspace=\"%s\"} %llu\n", defs[m].name, s->ws[i]->name,
+                     (unsigned long long)v);
+        }
+    }
+}
+
+/* Hook and Lua counters by workspace (ws_lock held), from one snapshot of
+ * each workspace's stats. */
 static void hooks_render(api_server_t *s, buf_t *b)
 {
-    static const struct {
-        const char *name, *help;
-        size_t off;
-    } bc[] = {
+    static const ws_counter_t bc[] = {
         {"kith_hook_runs_total", "Handler runs (before and after), by workspace.",
          offsetof(bus_stats_t, runs)},
         {"kith_hook_errors_total", "Handler failures (errors, budgets), by workspace.",
@@ -38,40 +59,7 @@ static void hooks_render(api_server_t *s, buf_t *b)
         {"kith_hook_delivered_total", "After-hook deliveries committed, by workspace.",
          offsetof(bus_stats_t, delivered)},
     };
-    for (size_t m = 0; m < sizeof bc / sizeof bc[0]; m++) {
-        help(b, bc[m].name, "counter", bc[m].help);
-        for (size_t i = 0; i < s->nws; i++) {
-            if (!s->ws[i]->bus) continue;
-            bus_stats_t st;
-            bus_stats(s->ws[i]->bus, &st);
-            uint64_t v;
-            memcpy(&v, (const char *)&st + bc[m].off, sizeof v);
-            buf_addf(b, "%s{workspace=\"%s\"} %llu\n", bc[m].name, s->ws[i]->name,
-                     (unsigned long long)v);
-        }
-    }
-    static const char *const le[] = {"0.0005", "0.001", "0.002", "0.005",
-                                     "0.01",   "0.05",  "0.25",  "+Inf"};
-    help(b, "kith_hook_delivery_seconds", "histogram", "Commit to after-hook start, by workspace.");
-    for (size_t i = 0; i < s->nws; i++) {
-        if (!s->ws[i]->bus) continue;
-        bus_stats_t st;
-        bus_stats(s->ws[i]->bus, &st);
-        uint64_t cum = 0;
-        for (int k = 0; k < 8; k++) {
-            cum += st.lag_hist[k];
-            buf_addf(b, "kith_hook_delivery_seconds_bucket{workspace=\"%s\",le=\"%s\"} %llu\n",
-                     s->ws[i]->name, le[k], (unsigned long long)cum);
-        }
-        buf_addf(b, "kith_hook_delivery_seconds_sum{workspace=\"%s\"} %.6f\n", s->ws[i]->name,
-                 (double)st.lag_sum_us / 1e6);
-        buf_addf(b, "kith_hook_delivery_seconds_count{workspace=\"%s\"} %llu\n", s->ws[i]->name,
-                 (unsigned long long)cum);
-    }
-    static const struct {
-        const char *name, *help;
-        size_t off;
-    } lc[] = {
+    static const ws_counter_t lc[] = {
         {"kith_lua_calls_total", "Lua handler calls, by workspace.",
          offsetof(lua_host_stats_t, calls)},
         {"kith_lua_errors_total", "Lua handler errors (any cause), by workspace.",
@@ -81,18 +69,36 @@ static void hooks_render(api_server_t *s, buf_t *b)
         {"kith_lua_oom_total", "Lua handlers stopped by the memory budget, by workspace.",
          offsetof(lua_host_stats_t, oom)},
     };
-    for (size_t m = 0; m < sizeof lc / sizeof lc[0]; m++) {
-        help(b, lc[m].name, "counter", lc[m].help);
-        for (size_t i = 0; i < s->nws; i++) {
-            if (!s->ws[i]->lua) continue;
-            lua_host_stats_t st;
-            lua_host_stats(s->ws[i]->lua, &st);
-            uint64_t v;
-            memcpy(&v, (const char *)&st + lc[m].off, sizeof v);
-            buf_addf(b, "%s{workspace=\"%s\"} %llu\n", lc[m].name, s->ws[i]->name,
-                     (unsigned long long)v);
-        }
+    size_t n = s->nws ? s->nws : 1;
+    bus_stats_t *bs = xcalloc(n, sizeof *bs);
+    lua_host_stats_t *ls = xcalloc(n, sizeof *ls);
+    char *has_bus = xcalloc(n, 1), *has_lua = xcalloc(n, 1);
+    for (size_t i = 0; i < s->nws; i++) {
+        if ((has_bus[i] = s->ws[i]->bus != NULL)) bus_stats(s->ws[i]->bus, &bs[i]);
+        if ((has_lua[i] = s->ws[i]->lua != NULL)) lua_host_stats(s->ws[i]->lua, &ls[i]);
     }
+    counters_by_ws(s, b, bc, sizeof bc / sizeof bc[0], bs, sizeof *bs, has_bus);
+    static const char *const le[] = {"0.0005", "0.001", "0.002", "0.005",
+                                     "0.01",   "0.05",  "0.25",  "+Inf"};
+    help(b, "kith_hook_delivery_seconds", "histogram", "Commit to after-hook start, by workspace.");
+    for (size_t i = 0; i < s->nws; i++) {
+        if (!has_bus[i]) continue;
+        uint64_t cum = 0;
+        for (int k = 0; k < 8; k++) {
+            cum += bs[i].lag_hist[k];
+            buf_addf(b, "kith_hook_delivery_seconds_bucket{workspace=\"%s\",le=\"%s\"} %llu\n",
+                     s->ws[i]->name, le[k], (unsigned long long)cum);
+        }
+        buf_addf(b, "kith_hook_delivery_seconds_sum{workspace=\"%s\"} %.6f\n", s->ws[i]->name,
+                 (double)bs[i].lag_sum_us / 1e6);
+        buf_addf(b, "kith_hook_delivery_seconds_count{workspace=\"%s\"} %llu\n", s->ws[i]->name,
+                 (unsigned long long)cum);
+    }
+    counters_by_ws(s, b, lc, sizeof lc / sizeof lc[0], ls, sizeof *ls, has_lua);
+    free(bs);
+    free(ls);
+    free(has_bus);
+    free(has_lua);
 }
 
 void api_metrics_render(api_server_t *s, buf_t *b)
