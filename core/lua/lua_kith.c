@@ -373,11 +373,16 @@ static void timer_id_check(lua_State *L, const char *fn, const char *id)
 }
 
 /* "script:<name>/<id>": a script names, replaces and cancels only its own. */
+static void timer_id_format(char out[SCHED_ID_MAX + 1], const char *script, const char *id)
+{
+    snprintf(out, SCHED_ID_MAX + 1, "script:%s/%s", script ? script : "?", id);
+}
+
 static void timer_full_id(lua_State *L, const char *fn, const char *script, const char *id,
                           char out[SCHED_ID_MAX + 1])
 {
     timer_id_check(L, fn, id);
-    snprintf(out, SCHED_ID_MAX + 1, "script:%s/%s", script, id);
+    timer_id_format(out, script, id);
 }
 
 /* Arguments shared by after, at and every: (when, event, payload?, opts?). */
@@ -427,12 +432,11 @@ static void timer_args(lua_State *L, const char *fn, targs_t *a)
 }
 
 /* Puts a one-off or recurring timer from inside a handler; returns its id. */
-static int timer_put(lua_State *L, const char *fn, targs_t *a, int64_t due, const char *every)
+static int timer_put(lua_State *L, targs_t *a, int64_t due, const char *every)
 {
     lua_host_t *h = host_of(L);
     lsb_t *s = lsb_of(L);
     char idbuf[ID_TEXT_LEN + 1], full[SCHED_ID_MAX + 1], owner[BUS_NAME_MAX];
-    (void)fn;
     const char *id = a->id;
     if (!id) {
         kith_id_t k;
@@ -441,7 +445,7 @@ static int timer_put(lua_State *L, const char *fn, targs_t *a, int64_t due, cons
         id = idbuf;
     }
     /* no Lua call until the payload is freed: an error would leak it */
-    snprintf(full, sizeof full, "script:%s/%s", s->script ? s->script : "?", id);
+    timer_id_format(full, s->script, id);
     snprintf(owner, sizeof owner, "script:%s", s->script ? s->script : "?");
     sched_timer_t t = {.id = full,
                        .owner = owner,
@@ -470,7 +474,7 @@ static int l_after(lua_State *L)
     }
     targs_t a;
     timer_args(L, "kith.after", &a);
-    return timer_put(L, "kith.after", &a, time_now_us() + us, NULL);
+    return timer_put(L, &a, time_now_us() + us, NULL);
 }
 
 static int l_at(lua_State *L)
@@ -493,7 +497,7 @@ static int l_at(lua_State *L)
     }
     targs_t a;
     timer_args(L, "kith.at", &a);
-    return timer_put(L, "kith.at", &a, due, NULL);
+    return timer_put(L, &a, due, NULL);
 }
 
 static int l_every(lua_State *L)
@@ -514,7 +518,7 @@ static int l_every(lua_State *L)
     if (!s->checking && h && h->w) {
         targs_t a;
         timer_args(L, "kith.every", &a);
-        return timer_put(L, "kith.every", &a, sched_next(&e, time_now_us()), spec);
+        return timer_put(L, &a, sched_next(&e, time_now_us()), spec);
     }
     if (!s->checking && (!h || !h->loading))
         return luaL_error(L, "kith.every works at a script's top level or inside a handler");
@@ -558,7 +562,7 @@ static int l_every(lua_State *L)
         return 1;
     }
     decl_t *d = &h->decls[h->ndecls];
-    snprintf(d->id, sizeof d->id, "script:%s/%s", h->loading, id);
+    timer_id_format(d->id, h->loading, id);
     snprintf(d->event, sizeof d->event, "%s", a.event);
     snprintf(d->every, sizeof d->every, "%s", spec);
     d->payload = a.payload;
