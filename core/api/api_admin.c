@@ -236,20 +236,7 @@ static int role_row(void *ctx, const store_record_t *rec)
 
 static int role_lookup(http_req_t *r, const char *name, role_find_t *f)
 {
-    store_rtxn_t *rt = api_read(r);
-    if (!rt) return -1;
-    json_t *filter = name ? json_pack("{s:s}", "name", name) : NULL;
-    char *next = NULL;
-    store_query_t q = {.coll = "_roles", .filter = filter, .limit = 1000};
-    int rc = store_query(rt, &q, role_row, f, &next);
-    free(next);
-    if (filter) json_decref(filter);
-    store_read_end(rt);
-    if (rc) {
-        api_fail(r, rc);
-        return -1;
-    }
-    return 0;
+    return api_read_named(r, "_roles", name, role_row, f);
 }
 
 void api_h_roles_list(http_req_t *r)

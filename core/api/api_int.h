@@ -106,6 +106,10 @@ json_t *api_body_json(http_req_t *r);
 const store_coll_t *api_coll(http_req_t *r, store_rtxn_t *rt, const char *name);
 /* Opens a read snapshot of the request's workspace; NULL if answered. */
 store_rtxn_t *api_read(http_req_t *r);
+/* Every record of a system collection (scripts, roles), or those whose
+ * "name" is name (if not NULL), to fn in one snapshot; -1 if answered. */
+int api_read_named(http_req_t *r, const char *coll, const char *name, store_row_fn fn,
+                   void *ctx);
 /* {"actor","request"} for audited writes (new reference). */
 json_t *api_audit_who(http_req_t *r);
 /* Whether this role sees sensitive fields in clear. */

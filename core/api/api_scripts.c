@@ -249,18 +249,7 @@ static int version_row(void *ctx, const store_record_t *rec)
 
 static int versions_read(http_req_t *r, versions_t *v)
 {
-    store_rtxn_t *rt = api_read(r);
-    if (!rt) return -1;
-    json_t *filter = v->only ? json_pack("{s:s}", "name", v->only) : NULL;
-    store_query_t q = {.coll = "_scripts", .filter = filter};
-    int rc = store_query_all(rt, &q, version_row, v);
-    if (filter) json_decref(filter);
-    store_read_end(rt);
-    if (rc) {
-        api_fail(r, rc);
-        return -1;
-    }
-    return 0;
+    return api_read_named(r, "_scripts", v->only, version_row, v);
 }
 
 void api_h_scripts_list(http_req_t *r)

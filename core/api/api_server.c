@@ -491,6 +491,23 @@ store_rtxn_t *api_read(http_req_t *r)
     return rt;
 }
 
+int api_read_named(http_req_t *r, const char *coll, const char *name, store_row_fn fn,
+                   void *ctx)
+{
+    store_rtxn_t *rt = api_read(r);
+    if (!rt) return -1;
+    json_t *filter = name ? json_pack("{s:s}", "name", name) : NULL;
+    store_query_t q = {.coll = coll, .filter = filter};
+    int rc = store_query_all(rt, &q, fn, ctx);
+    if (filter) json_decref(filter);
+    store_read_end(rt);
+    if (rc) {
+        api_fail(r, rc);
+        return -1;
+    }
+    return 0;
+}
+
 const store_coll_t *api_coll(http_req_t *r, store_rtxn_t *rt, const char *name)
 {
     const store_coll_t *c = name[0] == '_' ? NULL : store_schema_coll(store_read_schema(rt), name);
