@@ -4,9 +4,10 @@
 DATA    ?= data
 LISTEN  ?= 127.0.0.1:8443
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX  ?= /usr/local
 KITH     = build/dev/bin/kith
 
-.PHONY: help deps build run test asan bench format lint clean
+.PHONY: help deps build run test asan bench install format lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 10
@@ -42,6 +43,11 @@ bench: ## benchmarks (release build) beside same-run baselines: BENCH lines
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release -j $(JOBS)
 	@tests/bench/run build/release
+
+install: deps ## release build, then install kith, the plugin SDK and scripts under $(PREFIX)
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+	@cmake --install build/release --prefix "$(PREFIX)"
 
 format: ## apply .clang-format to the C sources
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

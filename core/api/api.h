@@ -12,13 +12,34 @@
 #include "http/http.h"
 
 typedef struct api_server api_server_t;
+struct bus;
 
-/* Opens the data directory for serving (stores get writer threads). */
-int api_server_new(const config_t *cfg, api_server_t **out);
+/* What an extension (the plugin loader) adds to the server; every member
+ * may be zero. The api module knows nothing of plugins beyond this. */
+typedef struct api_ext {
+    /* Extra routes, mounted after the core's literal routes and before its
+     * parameterised ones (a literal plugin path wins over /v1/{collection}/{id}). */
+    const http_route_t *routes;
+    size_t nroutes;
+    /* A workspace opens: register handlers on its bus (not yet attached) and
+     * declare what it needs in its store. 0 or a KITH_E* code (logged). */
+    int (*ws_open)(void *ctx, const char *workspace, store_t *st, struct bus *bus);
+    /* Appends Prometheus text (/metrics). */
+    void (*metrics)(void *ctx, buf_t *out);
+    /* Appends a JSON array describing the extensions (GET /v1/plugins). */
+    void (*list)(void *ctx, buf_t *out);
+    void *ctx;
+} api_ext_t;
+
+/* Opens the data directory for serving (stores get writer threads); ext may
+ * be NULL. */
+int api_server_new(const config_t *cfg, const api_ext_t *ext, api_server_t **out);
+/* The server's whole route table: the core's and the extension's. */
+const http_route_t *api_server_routes(const api_server_t *s, size_t *n);
 /* Closes every workspace store (their writers finish what is queued). */
 void api_server_free(api_server_t *s);
 
-/* The route table, literal paths before parameterised ones. */
+/* The core's route table, literal paths before parameterised ones. */
 const http_route_t *api_routes(size_t *n);
 /* The hooks the HTTP server calls around every request. */
 http_hooks_t api_hooks(api_server_t *s);

@@ -45,6 +45,8 @@ struct api_server {
     api_route_metrics_t *routes;
     size_t nroutes;
     atomic_uint_fast64_t audit_writes, audit_failures;
+    api_ext_t ext;
+    http_route_t *table; /* the core's routes and the extension's */
     pthread_mutex_t loops_lock; /* guards loops, nloops */
     net_loop_t *loops[64];
     size_t nloops;
@@ -87,6 +89,8 @@ static inline api_req_t *api_req(http_req_t *r)
 }
 
 /* ---- api_server.c ---- */
+/* The core's routes merged with an extension's (api_routes.c). */
+http_route_t *api_routes_merge(const http_route_t *ext, size_t next, size_t *n);
 /* Opens (once) and returns a workspace; NULL with a diagnostic. Any thread. */
 api_ws_t *api_ws_get(api_server_t *s, const char *name);
 /* A custom role of ws (loaded and kept), or NULL. */
@@ -181,13 +185,16 @@ void api_h_health(http_req_t *r);
 void api_h_metrics(http_req_t *r);
 void api_h_routes(http_req_t *r);
 void api_h_hooks(http_req_t *r);
+void api_h_plugins(http_req_t *r);
 void api_h_timers(http_req_t *r);
 void api_h_scripts_list(http_req_t *r);
 void api_h_scripts_get(http_req_t *r);
 void api_h_scripts_put(http_req_t *r);
 void api_h_scripts_delete(http_req_t *r);
+void api_h_scripts_shipped(http_req_t *r);
+void api_h_scripts_enable(http_req_t *r);
 /* Gives an opened workspace its bus and Lua host and loads its scripts. */
-int api_ws_extend(api_ws_t *w);
+int api_ws_extend(api_server_t *s, api_ws_t *w);
 void api_ws_extend_free(api_ws_t *w);
 
 #endif

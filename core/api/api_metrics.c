@@ -103,8 +103,8 @@ static void hooks_render(api_server_t *s, buf_t *b)
 
 void api_metrics_render(api_server_t *s, buf_t *b)
 {
-    size_t nroutes;
-    const http_route_t *routes = api_routes(&nroutes);
+    size_t nroutes = s->nroutes;
+    const http_route_t *routes = s->table;
     help(b, "kith_http_requests_total", "counter", "Requests answered, by route and status.");
     for (size_t i = 0; i < nroutes; i++)
         for (int k = 0; k < API_STATUS_MAX; k++) {
@@ -230,6 +230,7 @@ void api_metrics_render(api_server_t *s, buf_t *b)
     }
     hooks_render(s, b);
     pthread_mutex_unlock(&s->ws_lock);
+    if (s->ext.metrics) s->ext.metrics(s->ext.ctx, b);
 }
 
 void api_h_metrics(http_req_t *r)

@@ -8,6 +8,14 @@
  */
 #include "api/api_int.h"
 
+#include "base/mem.h"
+
+#include <string.h>
+
+/* The table gives each route's first seven members; coll and udata are for
+ * routes an extension adds. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 #define GET    HTTP_M_GET
 #define POST   HTTP_M_POST
 #define PUT    HTTP_M_PUT
@@ -32,11 +40,14 @@ static const http_route_t routes[] = {
     {PUT, "/v1/roles/{name}", "roles.put", api_h_roles_put, NULL, 0, "keys"},
     {DELETE, "/v1/roles/{name}", "roles.delete", api_h_roles_delete, NULL, 0, "keys"},
     {GET, "/v1/hooks", "hooks.list", api_h_hooks, NULL, 0, "scripts"},
+    {GET, "/v1/plugins", "plugins.list", api_h_plugins, NULL, 0, "scripts"},
     {GET, "/v1/timers", "timers.list", api_h_timers, NULL, 0, "scripts"},
     {GET, "/v1/scripts", "scripts.list", api_h_scripts_list, NULL, 0, "scripts"},
+    {GET, "/v1/scripts/shipped", "scripts.shipped", api_h_scripts_shipped, NULL, 0, "scripts"},
     {GET, "/v1/scripts/{name}", "scripts.get", api_h_scripts_get, NULL, 0, "scripts"},
     {PUT, "/v1/scripts/{name}", "scripts.put", api_h_scripts_put, NULL, 0, "scripts"},
     {DELETE, "/v1/scripts/{name}", "scripts.delete", api_h_scripts_delete, NULL, 0, "scripts"},
+    {POST, "/v1/scripts/{name}/enable", "scripts.enable", api_h_scripts_enable, NULL, 0, "scripts"},
     {GET, "/v1/keys", "keys.list", api_h_keys_list, NULL, 0, "keys"},
     {POST, "/v1/keys", "keys.create", api_h_keys_create, NULL, 0, "keys"},
     {DELETE, "/v1/keys/{id}", "keys.delete", api_h_keys_delete, NULL, 0, "keys"},
@@ -60,15 +71,33 @@ const http_route_t *api_routes(size_t *n)
     return routes;
 }
 
+/* The core's literal routes, then the extension's, then the core's
+ * parameterised ones (a new table; the extension's entries are copied). */
+http_route_t *api_routes_merge(const http_route_t *ext, size_t next, size_t *n)
+{
+    size_t ncore = sizeof routes / sizeof *routes;
+    http_route_t *t = xcalloc(ncore + next + 1, sizeof *t);
+    size_t k = 0;
+    for (size_t i = 0; i < ncore; i++)
+        if (!strchr(routes[i].pattern, '{')) t[k++] = routes[i];
+    for (size_t i = 0; i < next; i++)
+        t[k++] = ext[i];
+    for (size_t i = 0; i < ncore; i++)
+        if (strchr(routes[i].pattern, '{')) t[k++] = routes[i];
+    *n = k;
+    return t;
+}
+
 void api_h_routes(http_req_t *r)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
-        const http_route_t *rt = &routes[i];
-        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:b}", "method",
-                                           http_method_name(rt->method), "path", rt->pattern,
-                                           "name", rt->name, "action", rt->action, "streams_body",
-                                           (rt->flags & HTTP_STREAM_BODY) != 0));
+    for (size_t i = 0; i < r->srv->nroutes; i++) {
+        const http_route_t *rt = &r->srv->routes[i];
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b}", "method", http_method_name(rt->method),
+                              "path", rt->pattern, "name", rt->name, "action", rt->action,
+                              "streams_body", (rt->flags & HTTP_STREAM_BODY) != 0);
+        if (rt->coll) json_object_set_new(o, "collection", json_string(rt->coll));
+        json_array_append_new(a, o);
     }
     json_t *o = json_pack("{s:o}", "routes", a);
     http_respond_json(r, 200, o, NULL);

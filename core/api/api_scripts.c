@@ -8,6 +8,11 @@
  * thread. DELETE stores a tombstone version and unloads it. GET lists
  * scripts, or one script's versions and current source. GET /v1/hooks lists
  * every registered handler in run order.
+ *
+ * GET /v1/scripts/shipped lists the Lua that ships with Kith (scripts/:
+ * rules, and the modules require() serves); POST /v1/scripts/{name}/enable
+ * stores a shipped rule as the next version of this workspace's script of
+ * that name, marked origin "shipped" with the shipped sha256.
  */
 #include "api/api_int.h"
 
@@ -25,82 +30,15 @@
 #include <strings.h>
 
 #define VERSIONS_MAX 1000
+#define SHIPPED_PATH "shipped" /* GET /v1/scripts/shipped: never a script's name */
 
 /* ---- loading (writer thread) -------------------------------------------------- */
 
-typedef struct script_row {
-    char name[LUA_SCRIPT_NAME_MAX + 1];
-    int64_t version;
-    int deleted;
-    char *source;
-    size_t len;
-} script_row_t;
-
-typedef struct script_set {
-    script_row_t *v;
-    size_t n, cap;
-} script_set_t;
-
-/* Keeps the newest version of each name. */
-static int collect_row(void *ctx, const store_record_t *rec)
-{
-    script_set_t *s = ctx;
-    json_t *f = store_record_fields(rec);
-    if (!f) return 0;
-    const char *name = json_string_value(json_object_get(f, "name"));
-    json_int_t ver = json_integer_value(json_object_get(f, "rev"));
-    const char *src = json_string_value(json_object_get(f, "source"));
-    if (name) {
-        script_row_t *row = NULL;
-        for (size_t i = 0; i < s->n; i++)
-            if (strcmp(s->v[i].name, name) == 0) row = &s->v[i];
-        if (!row) {
-            if (s->n == s->cap) {
-                s->cap = s->cap ? s->cap * 2 : 16;
-                s->v = xrealloc(s->v, s->cap * sizeof *s->v);
-            }
-            row = &s->v[s->n++];
-            memset(row, 0, sizeof *row);
-            snprintf(row->name, sizeof row->name, "%s", name);
-            row->version = -1;
-        }
-        if (ver > row->version) {
-            row->version = ver;
-            row->deleted = json_is_true(json_object_get(f, "deleted"));
-            free(row->source);
-            row->source = src ? xstrdup(src) : NULL;
-            row->len = src ? json_string_length(json_object_get(f, "source")) : 0;
-        }
-    }
-    json_decref(f);
-    return 0;
-}
-
-static int row_cmp(const void *a, const void *b)
-{
-    return strcmp(((const script_row_t *)a)->name, ((const script_row_t *)b)->name);
-}
-
+/* The workspace's current scripts, from `_scripts` (lua_host_load_stored). */
 static int load_op(store_wtxn_t *w, store_op_t *op)
 {
     api_ws_t *ws = op->udata;
-    script_set_t set = {0};
-    store_query_t q = {.coll = "_scripts"};
-    int rc = store_wtxn_query_all(w, &q, collect_row, &set);
-    if (rc == 0) {
-        if (set.n) qsort(set.v, set.n, sizeof *set.v, row_cmp); /* qsort(NULL, 0) is undefined */
-        lua_script_t *ls = xcalloc(set.n ? set.n : 1, sizeof *ls);
-        size_t n = 0;
-        for (size_t i = 0; i < set.n; i++)
-            if (!set.v[i].deleted && set.v[i].source)
-                ls[n++] = (lua_script_t){set.v[i].name, set.v[i].source, set.v[i].len};
-        rc = lua_host_load(ws->lua, w, ls, n);
-        free(ls);
-    }
-    for (size_t i = 0; i < set.n; i++)
-        free(set.v[i].source);
-    free(set.v);
-    return rc;
+    return lua_host_load_stored(ws->lua, w);
 }
 
 static store_op_t *load_op_new(api_ws_t *w)
@@ -115,9 +53,12 @@ static int sched_tick(void *ctx, store_wtxn_t *w, int64_t now_us, int64_t *wake_
     return sched_fire(w, now_us, wake_us);
 }
 
-int api_ws_extend(api_ws_t *w)
+int api_ws_extend(api_server_t *s, api_ws_t *w)
 {
     w->bus = bus_new(w->st, w->name);
+    /* plugins first: their handlers and collections are there before scripts load */
+    if (s->ext.ws_open && s->ext.ws_open(s->ext.ctx, w->name, w->st, w->bus))
+        log_error("api", "workspace %s: plugins: %s", w->name, err_last()->msg);
     w->lua = lua_host_new(w->bus, w->name, NULL);
     bus_set_tick(w->bus, sched_tick, NULL);
     bus_attach(w->bus);
@@ -140,6 +81,20 @@ void api_ws_extend_free(api_ws_t *w)
 }
 
 /* ---- routes ---------------------------------------------------------------------- */
+
+void api_h_plugins(http_req_t *r)
+{
+    api_server_t *s = api_req(r)->srv;
+    buf_t b = BUF_INIT;
+    buf_adds(&b, "{\"plugins\":");
+    if (s->ext.list)
+        s->ext.list(s->ext.ctx, &b);
+    else
+        buf_add(&b, "[]", 2);
+    buf_addc(&b, '}');
+    http_respond(r, 200, "application/json", b.p, b.len, NULL);
+    buf_free(&b);
+}
 
 void api_h_hooks(http_req_t *r)
 {
@@ -234,13 +189,22 @@ static int version_row(void *ctx, const store_record_t *rec)
                               "deleted", json_is_true(json_object_get(f, "deleted")));
         json_t *by = json_object_get(f, "by");
         if (json_is_string(by)) json_object_set(e, "by", by);
+        json_t *origin = json_object_get(f, "origin"), *sha = json_object_get(f, "shipped_sha256");
+        if (json_is_string(origin)) json_object_set(e, "origin", origin);
+        if (json_is_string(sha)) json_object_set(e, "shipped_sha256", sha);
         json_array_append_new(json_object_get(s, "versions"), e);
         if (ver > json_integer_value(json_object_get(s, "version"))) {
             json_object_set_new(s, "version", json_integer(ver));
             json_object_set_new(s, "deleted",
                                 json_boolean(json_is_true(json_object_get(f, "deleted"))));
             json_t *src = json_object_get(f, "source");
-            json_object_set(s, "source", json_is_string(src) ? src : json_string(""));
+            json_object_set_new(s, "source",
+                                json_is_string(src) ? json_incref(src) : json_string(""));
+            /* where the current version came from: enabled from scripts/ */
+            json_object_del(s, "origin");
+            json_object_del(s, "shipped_sha256");
+            if (json_is_string(origin)) json_object_set(s, "origin", origin);
+            if (json_is_string(sha)) json_object_set(s, "shipped_sha256", sha);
         }
     }
     json_decref(f);
@@ -268,6 +232,8 @@ void api_h_scripts_list(http_req_t *r)
         json_t *e = json_pack("{s:O,s:O,s:I}", "name", json_object_get(s, "name"), "version",
                               json_object_get(s, "version"), "versions",
                               (json_int_t)json_array_size(json_object_get(s, "versions")));
+        json_t *origin = json_object_get(s, "origin");
+        if (origin) json_object_set(e, "origin", origin);
         json_array_append_new(a, e);
     }
     json_t *o = json_pack("{s:o}", "scripts", a);
@@ -297,6 +263,7 @@ typedef struct deploy {
     char name[LUA_SCRIPT_NAME_MAX + 1];
     int64_t version;
     int deleted;
+    char shipped[65]; /* the shipped source's sha256 when enabled from scripts/ */
 } deploy_t;
 
 static void reloaded(store_op_t *op, void *ctx)
@@ -309,6 +276,10 @@ static void reloaded(store_op_t *op, void *ctx)
         http_respond(r, 204, NULL, NULL, 0, NULL);
     } else {
         json_t *o = json_pack("{s:s,s:I}", "name", d->name, "version", (json_int_t)d->version);
+        if (d->shipped[0]) {
+            json_object_set_new(o, "origin", json_string("shipped"));
+            json_object_set_new(o, "shipped_sha256", json_string(d->shipped));
+        }
         http_respond_json(r, d->version == 1 ? 201 : 200, o, NULL);
         json_decref(o);
     }
@@ -336,8 +307,10 @@ static void stored(store_op_t *op, void *ctx)
     store_submit(d->ws->st, load, api_inbox(d->r), reloaded, d);
 }
 
-/* Stores version (newest + 1) of the script: source, or a tombstone. */
-static void store_version(http_req_t *r, const char *name, const char *src, size_t len)
+/* Stores version (newest + 1) of the script: source, or a tombstone;
+ * shipped is the sha256 of the shipped copy it came from, or NULL. */
+static void store_version(http_req_t *r, const char *name, const char *src, size_t len,
+                          const char *shipped)
 {
     versions_t v = {.out = json_object(), .only = name};
     if (versions_read(r, &v)) {
@@ -347,6 +320,18 @@ static void store_version(http_req_t *r, const char *name, const char *src, size
     json_t *cur = json_object_get(v.out, name);
     int64_t last = cur ? json_integer_value(json_object_get(cur, "version")) : 0;
     int was_deleted = cur && json_is_true(json_object_get(cur, "deleted"));
+    const char *cur_sha = cur ? json_string_value(json_object_get(cur, "shipped_sha256")) : NULL;
+    json_t *cur_src = cur ? json_object_get(cur, "source") : NULL;
+    if (shipped && cur_sha && !was_deleted && strcmp(cur_sha, shipped) == 0 &&
+        json_string_length(cur_src) == len && memcmp(json_string_value(cur_src), src, len) == 0) {
+        /* enabling what is live already: nothing to store (POST repeats safely) */
+        json_t *o = json_pack("{s:s,s:I,s:s,s:s}", "name", name, "version", (json_int_t)last,
+                              "origin", "shipped", "shipped_sha256", shipped);
+        http_respond_json(r, 200, o, NULL);
+        json_decref(o);
+        json_decref(v.out);
+        return;
+    }
     json_decref(v.out);
     if (!src && (!cur || was_deleted)) {
         http_respond_problem(r, 404, "not-found", "no such script", NULL);
@@ -362,6 +347,7 @@ static void store_version(http_req_t *r, const char *name, const char *src, size
     snprintf(d->name, sizeof d->name, "%s", name);
     d->version = last + 1;
     d->deleted = src == NULL;
+    if (shipped) snprintf(d->shipped, sizeof d->shipped, "%s", shipped);
     char key[96];
     snprintf(key, sizeof key, "%s@%lld", name, (long long)d->version);
     json_t *rec =
@@ -369,6 +355,10 @@ static void store_version(http_req_t *r, const char *name, const char *src, size
                   "source", src ? src : "", src ? len : 0, "deleted", src == NULL);
     const char *user = api_req(r)->who.user[0] ? api_req(r)->who.user : api_req(r)->who.key_id;
     json_object_set_new(rec, "by", json_string(user));
+    if (shipped) {
+        json_object_set_new(rec, "origin", json_string("shipped"));
+        json_object_set_new(rec, "shipped_sha256", json_string(shipped));
+    }
     store_op_t *op = store_op_create("_scripts", rec);
     json_decref(rec);
     op->system = 1;
@@ -396,6 +386,13 @@ void api_h_scripts_put(http_req_t *r)
                              NULL);
         return;
     }
+    if (strcmp(name, SHIPPED_PATH) == 0) {
+        http_respond_problem(r, 400, "invalid",
+                             "'shipped' is not a script name: GET /v1/scripts/shipped lists the "
+                             "scripts that ship with Kith",
+                             NULL);
+        return;
+    }
     size_t n;
     const char *ct = http_req_header(r, "content-type", &n);
     if (!ct || !((n >= 10 && strncasecmp(ct, "text/x-lua", 10) == 0) ||
@@ -419,7 +416,7 @@ void api_h_scripts_put(http_req_t *r)
         json_decref(extra);
         return;
     }
-    store_version(r, name, r->body.p ? r->body.p : "", r->body.len);
+    store_version(r, name, r->body.p ? r->body.p : "", r->body.len, NULL);
 }
 
 void api_h_scripts_delete(http_req_t *r)
@@ -428,5 +425,91 @@ void api_h_scripts_delete(http_req_t *r)
         http_respond_problem(r, 404, "not-found", "no such script", NULL);
         return;
     }
-    store_version(r, r->params[0], NULL, 0);
+    store_version(r, r->params[0], NULL, 0, NULL);
+}
+
+/* ---- Kith's shipped scripts -------------------------------------------------------- */
+
+static json_t *shipped_json(const lua_shipped_t *e)
+{
+    return json_pack("{s:s,s:s,s:s,s:I}", "name", e->name, "description", e->description, "sha256",
+                     e->sha256, "bytes", (json_int_t)e->len);
+}
+
+/* The shipped rules, each with whether this workspace has it live (enabled,
+ * its version, and modified: its source is not the shipped one — edited,
+ * or enabled from another release), and the modules require() serves. */
+void api_h_scripts_shipped(http_req_t *r)
+{
+    versions_t v = {.out = json_object()};
+    if (versions_read(r, &v)) {
+        json_decref(v.out);
+        return;
+    }
+    lua_shipped_t *rules = NULL, *mods = NULL;
+    int nr = lua_shipped_list(0, &rules), nm = lua_shipped_list(1, &mods);
+    json_t *a = json_array(), *m = json_array();
+    for (int i = 0; i < nr; i++) {
+        if (strcmp(rules[i].name, SHIPPED_PATH) == 0) continue;
+        json_t *o = shipped_json(&rules[i]);
+        json_t *s = json_object_get(v.out, rules[i].name);
+        int live = s && !json_is_true(json_object_get(s, "deleted"));
+        json_object_set_new(o, "enabled", json_boolean(live));
+        if (live) {
+            json_t *src = json_object_get(s, "source");
+            lua_shipped_t cur;
+            lua_shipped_describe(rules[i].name, json_string_value(src), json_string_length(src),
+                                 &cur);
+            json_object_set(o, "version", json_object_get(s, "version"));
+            json_object_set_new(o, "modified", json_boolean(strcmp(cur.sha256, rules[i].sha256)));
+        }
+        json_array_append_new(a, o);
+    }
+    for (int i = 0; i < nm; i++)
+        json_array_append_new(m, shipped_json(&mods[i]));
+    free(rules);
+    free(mods);
+    json_decref(v.out);
+    json_t *o = json_pack("{s:o,s:o}", "scripts", a, "modules", m);
+    http_respond_json(r, 200, o, NULL);
+    json_decref(o);
+}
+
+/* POST /v1/scripts/{name}/enable (no body): the shipped scripts/<name>.lua
+ * becomes the next version of this workspace's script <name>, checked and
+ * deployed as PUT does, with origin "shipped" and its sha256 recorded. It is
+ * then an ordinary script: edit it with PUT, remove it with DELETE; enabling
+ * again restores the shipped source. */
+void api_h_scripts_enable(http_req_t *r)
+{
+    const char *name = r->params[0];
+    char rel[LUA_SCRIPT_NAME_MAX + 8];
+    size_t len = 0;
+    char *src = NULL;
+    if (lua_script_name_ok(name) && strcmp(name, SHIPPED_PATH) != 0) {
+        snprintf(rel, sizeof rel, "%.*s.lua", LUA_SCRIPT_NAME_MAX, name);
+        src = lua_shipped_read(rel, &len);
+    }
+    if (!src) {
+        if (lua_script_name_ok(name) && err_last()->code != KITH_ENOTFOUND) {
+            log_error("api", "shipped script %s: %s", name, err_last()->msg);
+            api_fail(r, err_last()->code == KITH_ELIMIT ? KITH_EINTERNAL : err_last()->code);
+            return;
+        }
+        http_respond_problem(r, 404, "not-found",
+                             "no such shipped script (GET /v1/scripts/shipped lists them)", NULL);
+        return;
+    }
+    json_t *extra = json_pack("{s:s,s:s}", "script", name, "origin", "shipped");
+    if (!utf8_text(src, len)) {
+        http_respond_problem(r, 422, "invalid-script", "a script is UTF-8 text", extra);
+    } else if (lua_check(name, src, len, NULL)) {
+        http_respond_problem(r, 422, "invalid-script", err_last()->msg, extra);
+    } else {
+        lua_shipped_t info;
+        lua_shipped_describe(name, src, len, &info);
+        store_version(r, name, src, len, info.sha256);
+    }
+    json_decref(extra);
+    free(src);
 }

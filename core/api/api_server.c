@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/timeutil.h"
+#include "lua/lua_host.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -20,10 +21,12 @@ static const int status_list[API_STATUS_MAX - 1] = {200, 201, 204, 206, 304, 400
 static const double lat_bounds[API_LAT_BUCKETS - 1] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
 
-int api_server_new(const config_t *cfg, api_server_t **out)
+int api_server_new(const config_t *cfg, const api_ext_t *ext, api_server_t **out)
 {
     api_server_t *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
+    if (cfg->scripts_dir[0]) lua_scripts_dir_set(cfg->scripts_dir); /* before any thread */
+    if (ext) s->ext = *ext;
     int rc = auth_dir_open(cfg->data_dir, AUTH_DIR_SERVE, &s->dir);
     if (rc) {
         free(s);
@@ -31,7 +34,7 @@ int api_server_new(const config_t *cfg, api_server_t **out)
     }
     pthread_mutex_init(&s->ws_lock, NULL);
     pthread_mutex_init(&s->loops_lock, NULL);
-    api_routes(&s->nroutes);
+    s->table = api_routes_merge(s->ext.routes, s->ext.nroutes, &s->nroutes);
     s->routes = xcalloc(s->nroutes, sizeof *s->routes);
     /* Every workspace opens now, not at its first request: its scripts'
      * timers and after-hooks run whether or not a client calls. */
@@ -66,7 +69,14 @@ void api_server_free(api_server_t *s)
     pthread_mutex_destroy(&s->ws_lock);
     pthread_mutex_destroy(&s->loops_lock);
     free(s->routes);
+    free(s->table);
     free(s);
+}
+
+const http_route_t *api_server_routes(const api_server_t *s, size_t *n)
+{
+    *n = s->nroutes;
+    return s->table;
 }
 
 api_ws_t *api_ws_get(api_server_t *s, const char *name)
@@ -89,7 +99,7 @@ api_ws_t *api_ws_get(api_server_t *s, const char *name)
         snprintf(w->name, sizeof w->name, "%s", name);
         w->st = st;
         pthread_mutex_init(&w->roles_lock, NULL);
-        if (api_ws_extend(w))
+        if (api_ws_extend(s, w))
             log_error("api", "workspace %s: scripts not loaded: %s", name, err_last()->msg);
         s->ws[s->nws++] = w;
         log_info("api", "workspace %s opened", name);
@@ -264,7 +274,7 @@ static int hook_before(http_req_t *r)
     const char *act = rt->action;
     int action = auth_action_from_name(act);
     if (action >= 0) {
-        const char *coll = r->params[0];
+        const char *coll = rt->coll ? rt->coll : r->params[0];
         q->action = action;
         q->scope = coll[0] == '_' ? SCOPE_NONE : auth_role_scope(q->role, coll, action);
         if (q->scope == SCOPE_NONE) {
@@ -314,7 +324,7 @@ static void hook_after(http_req_t *r)
     uint64_t us = (time_mono_ns() - r->t0_ns) / 1000;
     api_server_t *s = lp ? lp->srv : NULL;
     if (s && rt) {
-        api_route_metrics_t *m = &s->routes[rt - api_routes(&(size_t){0})];
+        api_route_metrics_t *m = &s->routes[rt - s->table];
         atomic_fetch_add_explicit(&m->by_status[status_index(r->status)], 1, memory_order_relaxed);
         double sec = (double)us / 1e6;
         int b = 0;
@@ -491,8 +501,7 @@ store_rtxn_t *api_read(http_req_t *r)
     return rt;
 }
 
-int api_read_named(http_req_t *r, const char *coll, const char *name, store_row_fn fn,
-                   void *ctx)
+int api_read_named(http_req_t *r, const char *coll, const char *name, store_row_fn fn, void *ctx)
 {
     store_rtxn_t *rt = api_read(r);
     if (!rt) return -1;

@@ -46,7 +46,10 @@ static const char *const workspace_schemas[] = {
     "{\"name\":\"key\",\"type\":\"string\",\"required\":true,\"unique\":true,\"max_length\":90},"
     "{\"name\":\"source\",\"type\":\"text\"},"
     "{\"name\":\"by\",\"type\":\"string\",\"max_length\":120},"
-    "{\"name\":\"deleted\",\"type\":\"bool\",\"default\":false}]}",
+    "{\"name\":\"deleted\",\"type\":\"bool\",\"default\":false},"
+    /* enabled from Kith's scripts/: origin "shipped" and that copy's sha256 */
+    "{\"name\":\"origin\",\"type\":\"string\",\"max_length\":16},"
+    "{\"name\":\"shipped_sha256\",\"type\":\"string\",\"max_length\":64}]}",
 };
 
 /* Applies system collection definitions (a no-op when they are current). */

@@ -269,6 +269,26 @@ void bus_stats(bus_t *b, bus_stats_t *out)
     pthread_mutex_unlock(&b->lock);
 }
 
+int bus_caught_up(bus_t *b)
+{
+    store_rtxn_t *rt;
+    if (store_read_begin(b->st, &rt)) return 1;
+    uint64_t last = store_changes_last(rt);
+    int done = 1;
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; done && i < b->n; i++) {
+        const handler_t *h = b->h[i];
+        if (h->before || h->failures) continue;
+        uint64_t cursor = 0;
+        if (store_cursor_get(rt, h->key, &cursor) || cursor == 0)
+            cursor = h->start_seq; /* none saved yet: where it starts */
+        if (cursor < last) done = 0;
+    }
+    pthread_mutex_unlock(&b->lock);
+    store_read_end(rt);
+    return done;
+}
+
 /* ---- dispatch (writer thread) -------------------------------------------- */
 
 /* Whether h wants a change that touched changed[0..n). */

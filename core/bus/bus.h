@@ -15,7 +15,7 @@
  * first, then registration order).
  *
  * Threads: bus_on and bus_off_owner run on the writer thread (inside a custom
- * op) or before bus_attach; bus_list on any thread.
+ * op) or before bus_attach; bus_list and bus_caught_up on any thread.
  */
 #ifndef KITH_BUS_H
 #define KITH_BUS_H
@@ -103,6 +103,12 @@ void bus_off_owner(bus_t *b, const char *owner);
  * priority, phase, fields, and for after-hooks cursor, failures, retry_at. */
 void bus_list(bus_t *b, buf_t *out);
 void bus_stats(bus_t *b, bus_stats_t *out);
+/* Whether every after-hook was handed everything committed so far: in one
+ * snapshot, each one's saved cursor is at the change log's last sequence.
+ * One waiting to retry after a failure counts as caught up (it may wait a
+ * minute). 1 also when the snapshot cannot be read. Any thread (kith test
+ * polls it after each write). */
+int bus_caught_up(bus_t *b);
 
 /* Event-name syntax: "a.b" with [a-z0-9_] segments; the second of a
  * collection event is before_create|before_update|before_delete|created|

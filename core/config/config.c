@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void config_defaults(config_t *c, const char *data_dir)
 {
@@ -122,6 +123,48 @@ static int only_keys(const json_t *o, const char *const *keys, const char *path,
     return 0;
 }
 
+/* "plugins": {"dirs": [path...], "load": [name...], "config": {name: {...}}};
+ * the loader (core/plugin) checks each plugin's own section. */
+static int plugins_check(const json_t *p, const char *path)
+{
+    static const char *const keys[] = {"dirs", "load", "config", NULL};
+    if (!json_is_object(p)) return err_set(KITH_EINVAL, "%s: 'plugins' must be an object", path);
+    int rc = only_keys(p, keys, path, "plugins.");
+    if (rc) return rc;
+    const json_t *dirs = json_object_get(p, "dirs"), *load = json_object_get(p, "load"),
+                 *conf = json_object_get(p, "config"), *v;
+    size_t i;
+    if (dirs && !json_is_array(dirs))
+        return err_set(KITH_EINVAL, "%s: 'plugins.dirs' must be an array of paths", path);
+    json_array_foreach(
+        dirs, i,
+        v) if (!json_is_string(v) || json_string_length(v) == 0 ||
+               json_string_length(v) >=
+                   CONFIG_PATH_MAX) return err_set(KITH_EINVAL,
+                                                   "%s: 'plugins.dirs' must be an array of paths",
+                                                   path);
+    if (load && !json_is_array(load))
+        return err_set(KITH_EINVAL, "%s: 'plugins.load' must be an array of plugin names", path);
+    json_array_foreach(load, i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t n = s ? strlen(s) : 0;
+        int ok = n >= 1 && n <= 32;
+        for (size_t k = 0; ok && k < n; k++)
+            ok = (s[k] >= 'a' && s[k] <= 'z') || (s[k] >= '0' && s[k] <= '9') || s[k] == '_';
+        if (!ok)
+            return err_set(KITH_EINVAL,
+                           "%s: 'plugins.load' entry %zu is not a plugin name (1-32 of a-z 0-9 _)",
+                           path, i);
+    }
+    if (conf && !json_is_object(conf))
+        return err_set(KITH_EINVAL, "%s: 'plugins.config' must map plugin names to objects", path);
+    const char *k;
+    json_object_foreach((json_t *)conf, k, v) if (!json_is_object(v)) return err_set(
+        KITH_EINVAL, "%s: 'plugins.config.%s' must be an object", path, k);
+    return 0;
+}
+
 int config_load(config_t *c, const char *data_dir)
 {
     config_defaults(c, data_dir);
@@ -133,8 +176,8 @@ int config_load(config_t *c, const char *data_dir)
     json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (!j) return err_set(KITH_EINVAL, "%s: line %d: %s", path, je.line, je.text);
-    static const char *const top[] = {"kith_data_format", "listen",       "threads", "tls",
-                                      "limits",           "log_requests", "plugins", NULL};
+    static const char *const top[] = {"kith_data_format", "listen",  "threads",     "tls", "limits",
+                                      "log_requests",     "plugins", "scripts_dir", NULL};
     static const char *const tls[] = {"cert", "key", NULL};
     static const char *const lim[] = {"max_connections",   "url_bytes",       "header_bytes",
                                       "header_fields",     "body_bytes",      "stream_body_bytes",
@@ -167,6 +210,15 @@ int config_load(config_t *c, const char *data_dir)
         if (rc == 0) rc = get_path(t, "cert", data_dir, c->tls_cert, sizeof c->tls_cert, path);
         if (rc == 0) rc = get_path(t, "key", data_dir, c->tls_key, sizeof c->tls_key, path);
     }
+    if (rc == 0 && json_object_get(j, "scripts_dir")) {
+        rc = get_path(j, "scripts_dir", data_dir, c->scripts_dir, sizeof c->scripts_dir, path);
+        struct stat st;
+        if (rc == 0 && (stat(c->scripts_dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+            rc = err_set(KITH_EINVAL, "%s: 'scripts_dir' %s is not a directory", path,
+                         c->scripts_dir);
+    }
+    json_t *p = json_object_get(j, "plugins");
+    if (rc == 0 && p) rc = plugins_check(p, path);
     json_t *l = json_object_get(j, "limits");
     if (rc == 0 && l) {
         rc = json_is_object(l) ? only_keys(l, lim, path, "limits.")

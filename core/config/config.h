@@ -19,6 +19,7 @@ typedef struct config {
     int threads;           /* I/O loops; 0 = one per core */
     char tls_cert[CONFIG_PATH_MAX];
     char tls_key[CONFIG_PATH_MAX];
+    char scripts_dir[CONFIG_PATH_MAX]; /* Kith's shipped Lua; "" = lua_scripts_dir()'s default */
     /* limits */
     size_t max_connections;     /* 10,000 */
     size_t url_bytes;           /* request line: 8 KiB (414) */

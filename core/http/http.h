@@ -55,6 +55,8 @@ struct http_route {
     http_body_fn on_body; /* HTTP_STREAM_BODY routes */
     unsigned flags;
     const char *action; /* what it needs: "read", "create", ..., "schema", "keys" */
+    const char *coll;   /* record actions: this collection, not the path's {collection} */
+    const void *udata;  /* for the handler (plugin routes) */
 };
 
 typedef struct http_header {

@@ -15,14 +15,16 @@
 typedef struct lsb {
     lua_State *L;
     lua_limits_t lim;
-    size_t used;       /* bytes allocated now */
-    size_t cap;        /* the allocator's ceiling now (state or call budget) */
-    uint64_t deadline; /* monotonic ns; 0 = none */
+    size_t used;                  /* bytes allocated now */
+    size_t cap;                   /* the allocator's ceiling now (state or call budget) */
+    uint64_t deadline;            /* monotonic ns; 0 = none */
     int timed_out, oom;           /* in the running call */
     int call_timed_out, call_oom; /* how the last lsb_call ended */
-    lua_host_t *host;   /* NULL in a scratch state */
-    const char *script; /* the script running now (load or handler) */
-    int checking;       /* lua_check: kith.on validates and registers nothing */
+    lua_host_t *host;             /* NULL in a scratch state */
+    const char *script;           /* the script running now (load or handler) */
+    int checking;                 /* lua_check: kith.on validates and registers nothing */
+    /* a test state (kith test, lua_test.c): its store and report, else NULL */
+    struct lua_test_env *test;
 } lsb_t;
 
 lsb_t *lsb_new(const lua_limits_t *lim);
@@ -38,8 +40,11 @@ int lsb_run_script(lsb_t *s, const char *name, const char *src, size_t len);
  * message in err (KITH_EHANDLER; KITH_ELIMIT for a budget). */
 int lsb_call(lsb_t *s, int nargs, int nres);
 
-/* Replaces the table at idx with a read-only proxy (recursively for table
- * values). Leaves the proxy on the top. */
+/* Pushes a read-only proxy of the table at idx (which must no longer be
+ * used directly): its table values, at any depth, are replaced in place by
+ * their own proxies (one per table, so shared sub-tables and cycles are
+ * fine; keys are left as they are; deeper than 64 levels raises). A proxy
+ * given is pushed as it is. */
 void lsb_push_frozen(lua_State *L, int idx);
 
 /* JSON <-> Lua (lua_json.c). null is kith.json.null (a light userdata). */
@@ -54,5 +59,14 @@ void lj_open(lua_State *L);
 
 /* The kith table (lua_kith.c), pushed unfrozen. */
 void lk_push_kith(lua_State *L);
+
+/* Test level (lua_test.c), for kith.entity, kith.emit and kith.log in a test
+ * state: a write or an event is its own committed op on the test's store and
+ * returns once the after-hooks caught up (the wait is not charged to the
+ * running call's time budget); returns op->status / the code, with err set. */
+int lt_write(lsb_t *s, store_op_t *op);
+int lt_emit(lsb_t *s, const char *name, const char *payload, size_t len);
+/* A kith.log line of a test, into the report. */
+void lt_log(lsb_t *s, int level, const char *msg, size_t len);
 
 #endif

@@ -3,11 +3,14 @@
  * scripts as bus handlers.
  *
  * kith.entity.get/query/create/update/delete work inside handlers (they run
- * in the write transaction); kith.on registers handlers at a script's top
- * level only; kith.emit appends a domain event. Expected failures return
- * nil, {code=, message=}; misuse raises an error with the script and line.
+ * in the write transaction) and anywhere in a test state (kith test: reads
+ * in a snapshot, each write its own committed op, lua_test.c); kith.on
+ * registers handlers at a script's top level only; kith.emit appends a
+ * domain event. Expected failures return nil, {code=, message=}; misuse
+ * raises an error with the script and line.
  */
 #include "lua/lua_int.h"
+#include "lua/lua_test.h"
 
 #include "base/json.h"
 #include "base/log.h"
@@ -18,12 +21,13 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define SCRIPTS_MAX 256
-#define QUERY_MAX   1000
+#define SCRIPTS_MAX  256
+#define QUERY_MAX    1000
 #define TIMER_ID_MAX 100 /* a script's own timer id */
-#define DECLS_MAX   256 /* kith.every at top level, per script */
+#define DECLS_MAX    256 /* kith.every at top level, per script */
 
 typedef struct decl {
     char id[SCHED_ID_MAX + 1];
@@ -68,6 +72,17 @@ static store_wtxn_t *need_w(lua_State *L, const char *fn)
     return h->w;
 }
 
+/* Where kith.entity and kith.emit work: inside a handler (*w is its
+ * transaction) or anywhere in a test state (*w is NULL). */
+static lsb_t *need_rw(lua_State *L, const char *fn, store_wtxn_t **w)
+{
+    lsb_t *s = lsb_of(L);
+    *w = s->host ? s->host->w : NULL;
+    if (!*w && !s->test)
+        luaL_error(L, "%s works only inside a handler, not at a script's top level", fn);
+    return s;
+}
+
 static int fail(lua_State *L, int code, const char *msg)
 {
     lua_pushnil(L);
@@ -97,9 +112,9 @@ static int check_id(lua_State *L, int idx, kith_id_t *id)
     return id_decode(s, strlen(s), id);
 }
 
-/* Pushes {id, version, created_at, updated_at, ...fields} as a table. */
-static void push_record(lua_State *L, const kith_id_t *id, uint64_t version, int64_t created,
-                        int64_t updated, const char *json, size_t len)
+/* {id, version, created_at, updated_at, ...fields} as a new object. */
+static json_t *record_json(const kith_id_t *id, uint64_t version, int64_t created, int64_t updated,
+                           const char *json, size_t len)
 {
     json_t *f = json_parse(json, len);
     if (!f) f = json_object();
@@ -111,8 +126,33 @@ static void push_record(lua_State *L, const kith_id_t *id, uint64_t version, int
     json_object_set_new(f, "created_at", json_string(ts));
     time_fmt_rfc3339(updated, ts, sizeof ts, 6);
     json_object_set_new(f, "updated_at", json_string(ts));
+    return f;
+}
+
+/* Pushes the record as a table. */
+static void push_record(lua_State *L, const kith_id_t *id, uint64_t version, int64_t created,
+                        int64_t updated, const char *json, size_t len)
+{
+    json_t *f = record_json(id, version, created, updated, json, len);
     lj_push(L, f);
     json_decref(f);
+}
+
+static json_t *stored_json(const store_record_t *rec)
+{
+    return record_json(&rec->id, rec->version, rec->created_us, rec->updated_us, rec->json,
+                       rec->json_len);
+}
+
+/* At test level reads run in a snapshot, ended before anything is pushed:
+ * a Lua error (memory) must not leave it open. */
+static int snapshot_end(store_rtxn_t *rt, int rc)
+{
+    err_diag_t d;
+    err_save(&d);
+    store_read_end(rt);
+    err_restore(&d);
+    return rc;
 }
 
 static json_t *check_json_table(lua_State *L, int idx, const char *what)
@@ -128,36 +168,41 @@ static json_t *check_json_table(lua_State *L, int idx, const char *what)
 
 static int l_get(lua_State *L)
 {
-    store_wtxn_t *w = need_w(L, "kith.entity.get");
+    store_wtxn_t *w;
+    lsb_t *s = need_rw(L, "kith.entity.get", &w);
     const char *coll = check_coll(L, 1);
     kith_id_t id;
     if (check_id(L, 2, &id)) return fail(L, KITH_ENOTFOUND, "no such record");
     store_record_t rec;
-    if (store_wtxn_get(w, coll, &id, &rec)) return fail_last(L);
-    push_record(L, &rec.id, rec.version, rec.created_us, rec.updated_us, rec.json, rec.json_len);
+    json_t *f = NULL;
+    if (w) {
+        if (store_wtxn_get(w, coll, &id, &rec)) return fail_last(L);
+        f = stored_json(&rec);
+    } else {
+        store_rtxn_t *rt;
+        if (store_read_begin(s->test->st, &rt)) return fail_last(L);
+        int rc = store_get(rt, coll, &id, &rec);
+        if (rc == 0) f = stored_json(&rec);
+        if (snapshot_end(rt, rc)) return fail_last(L);
+    }
+    lj_push(L, f);
+    json_decref(f);
     return 1;
 }
 
-typedef struct qctx {
-    lua_State *L;
-    lua_Integer n;
-} qctx_t;
-
 static int query_row(void *ctx, const store_record_t *rec)
 {
-    qctx_t *q = ctx;
-    push_record(q->L, &rec->id, rec->version, rec->created_us, rec->updated_us, rec->json,
-                rec->json_len);
-    lua_rawseti(q->L, -2, ++q->n);
+    json_array_append_new(ctx, stored_json(rec));
     return 0;
 }
 
 static int l_query(lua_State *L)
 {
-    store_wtxn_t *w = need_w(L, "kith.entity.query");
+    store_wtxn_t *w;
+    lsb_t *s = need_rw(L, "kith.entity.query", &w);
     const char *coll = check_coll(L, 1);
-    json_t *filter = lua_isnoneornil(L, 2) ? NULL : check_json_table(L, 2, "kith.entity.query");
-    store_query_t q = {.coll = coll, .filter = filter, .limit = 50};
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    store_query_t q = {.coll = coll, .limit = 50};
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "limit");
         lua_Integer lim = luaL_optinteger(L, -1, 50);
@@ -167,12 +212,26 @@ static int l_query(lua_State *L)
         lua_getfield(L, 3, "cursor");
         q.cursor = luaL_optstring(L, -1, NULL);
     }
-    lua_newtable(L);
-    qctx_t c = {L, 0};
+    /* the filter last: nothing may raise while its C copy is held */
+    json_t *filter = lua_isnoneornil(L, 2) ? NULL : check_json_table(L, 2, "kith.entity.query");
+    q.filter = filter;
+    json_t *rows = json_array();
     char *next = NULL;
-    int rc = store_wtxn_query(w, &q, query_row, &c, &next);
+    int rc;
+    if (w) {
+        rc = store_wtxn_query(w, &q, query_row, rows, &next);
+    } else {
+        store_rtxn_t *rt;
+        rc = store_read_begin(s->test->st, &rt);
+        if (rc == 0) rc = snapshot_end(rt, store_query(rt, &q, query_row, rows, &next));
+    }
     if (filter) json_decref(filter);
-    if (rc) return fail_last(L);
+    if (rc) {
+        json_decref(rows);
+        return fail_last(L);
+    }
+    lj_push(L, rows);
+    json_decref(rows);
     if (next) {
         lua_pushstring(L, next);
         free(next);
@@ -207,38 +266,51 @@ static uint64_t opt_version(lua_State *L, int idx)
     return v > 0 ? (uint64_t)v : 0;
 }
 
+/* In the handler's transaction, or at test level as its own committed op. */
+static void write_op(lsb_t *s, store_wtxn_t *w, store_op_t *op)
+{
+    if (w)
+        store_wtxn_write(w, op);
+    else
+        lt_write(s, op);
+}
+
 static int l_create(lua_State *L)
 {
-    store_wtxn_t *w = need_w(L, "kith.entity.create");
+    store_wtxn_t *w;
+    lsb_t *s = need_rw(L, "kith.entity.create", &w);
     const char *coll = check_coll(L, 1);
     json_t *f = check_json_table(L, 2, "kith.entity.create");
     store_op_t *op = store_op_create(coll, f);
     json_decref(f);
-    store_wtxn_write(w, op);
+    write_op(s, w, op);
     return write_result(L, op, 1);
 }
 
 static int l_update(lua_State *L)
 {
-    store_wtxn_t *w = need_w(L, "kith.entity.update");
+    store_wtxn_t *w;
+    lsb_t *s = need_rw(L, "kith.entity.update", &w);
     const char *coll = check_coll(L, 1);
     kith_id_t id;
     if (check_id(L, 2, &id)) return fail(L, KITH_ENOTFOUND, "no such record");
+    uint64_t if_version = opt_version(L, 4);
     json_t *patch = check_json_table(L, 3, "kith.entity.update");
-    store_op_t *op = store_op_update(coll, &id, patch, opt_version(L, 4));
+    store_op_t *op = store_op_update(coll, &id, patch, if_version);
     json_decref(patch);
-    store_wtxn_write(w, op);
+    write_op(s, w, op);
     return write_result(L, op, 1);
 }
 
 static int l_delete(lua_State *L)
 {
-    store_wtxn_t *w = need_w(L, "kith.entity.delete");
+    store_wtxn_t *w;
+    lsb_t *s = need_rw(L, "kith.entity.delete", &w);
     const char *coll = check_coll(L, 1);
     kith_id_t id;
     if (check_id(L, 2, &id)) return fail(L, KITH_ENOTFOUND, "no such record");
     store_op_t *op = store_op_delete(coll, &id, opt_version(L, 3));
-    store_wtxn_write(w, op);
+    write_op(s, w, op);
     return write_result(L, op, 0);
 }
 
@@ -322,7 +394,8 @@ static int l_on(lua_State *L)
 
 static int l_emit(lua_State *L)
 {
-    store_wtxn_t *w = need_w(L, "kith.emit");
+    store_wtxn_t *w;
+    lsb_t *s = need_rw(L, "kith.emit", &w);
     const char *name = luaL_checkstring(L, 1);
     if (!bus_event_is_domain(name))
         return luaL_error(L, "kith.emit: '%s' is not a domain event name (like lead.hot)", name);
@@ -335,7 +408,7 @@ static int l_emit(lua_State *L)
         text = json_to_str(j, &len);
         json_decref(j);
     }
-    int rc = store_wtxn_emit(w, name, text, len);
+    int rc = w ? store_wtxn_emit(w, name, text, len) : lt_emit(s, name, text, len);
     free(text);
     if (rc) return fail_last(L);
     lua_pushboolean(L, 1);
@@ -348,6 +421,10 @@ static int l_log(lua_State *L)
     lsb_t *s = lsb_of(L);
     size_t n;
     const char *msg = luaL_tolstring(L, 1, &n);
+    if (s->test) { /* kith test: in the report, where the admin looks */
+        lt_log(s, level, msg, n);
+        return 0;
+    }
     log_msg((enum log_level)level, "lua", "workspace %s: script %s: %.*s",
             s->host ? s->host->ws : "-", s->script ? s->script : "?", (int)(n > 2000 ? 2000 : n),
             msg);
@@ -365,9 +442,9 @@ static int l_now(lua_State *L)
 static void timer_id_check(lua_State *L, const char *fn, const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > TIMER_ID_MAX || strspn(id,
-                                             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                             "0123456789_.:-") != n)
+    if (n == 0 || n > TIMER_ID_MAX ||
+        strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789_.:-") != n)
         luaL_error(L, "%s: a timer id is 1 to %d characters of letters, digits and _.:-", fn,
                    TIMER_ID_MAX);
 }
@@ -482,7 +559,7 @@ static int l_at(lua_State *L)
     need_w(L, "kith.at");
     int64_t due;
     if (lua_type(L, 1) == LUA_TNUMBER) {
-        lua_Number ms = lua_tonumber(L, 1); /* like kith.time.now() */
+        lua_Number ms = lua_tonumber(L, 1);       /* like kith.time.now() */
         if (!(ms >= 0 && ms < 253402300800000.0)) /* NaN, negative, past year 9999 */
             return luaL_error(L, "kith.at: %f is not a time in milliseconds since 1970",
                               (double)ms);
@@ -491,8 +568,9 @@ static int l_at(lua_State *L)
         size_t n;
         const char *t = luaL_checklstring(L, 1, &n);
         if (time_parse_rfc3339(t, n, &due))
-            return luaL_error(L, "kith.at: '%s' is not a time (milliseconds since 1970, or "
-                                 "RFC 3339 like 2026-12-01T09:00:00Z)",
+            return luaL_error(L,
+                              "kith.at: '%s' is not a time (milliseconds since 1970, or "
+                              "RFC 3339 like 2026-12-01T09:00:00Z)",
                               t);
     }
     targs_t a;
@@ -510,7 +588,8 @@ static int l_every(lua_State *L)
     } else {
         size_t n;
         const char *x = luaL_checklstring(L, 1, &n);
-        if (n >= sizeof spec) return luaL_error(L, "kith.every: a schedule is under 128 characters");
+        if (n >= sizeof spec)
+            return luaL_error(L, "kith.every: a schedule is under 128 characters");
         memcpy(spec, x, n + 1);
     }
     sched_every_t e;
@@ -876,6 +955,82 @@ int lua_host_load(lua_host_t *h, store_wtxn_t *w, const lua_script_t *scripts, s
     log_info("lua", "workspace %s: %zu script(s) loaded, %d refused", h->ws, n - (size_t)failed,
              failed);
     return 0;
+}
+
+/* ---- the workspace's scripts, as stored (`_scripts`) ------------------------- */
+
+typedef struct script_row {
+    char name[LUA_SCRIPT_NAME_MAX + 1];
+    int64_t version;
+    int deleted;
+    char *source;
+    size_t len;
+} script_row_t;
+
+typedef struct script_set {
+    script_row_t *v;
+    size_t n, cap;
+} script_set_t;
+
+/* Keeps the newest version of each name. */
+static int collect_row(void *ctx, const store_record_t *rec)
+{
+    script_set_t *s = ctx;
+    json_t *f = store_record_fields(rec);
+    if (!f) return 0;
+    const char *name = json_string_value(json_object_get(f, "name"));
+    json_int_t ver = json_integer_value(json_object_get(f, "rev"));
+    const char *src = json_string_value(json_object_get(f, "source"));
+    if (name) {
+        script_row_t *row = NULL;
+        for (size_t i = 0; i < s->n; i++)
+            if (strcmp(s->v[i].name, name) == 0) row = &s->v[i];
+        if (!row) {
+            if (s->n == s->cap) {
+                s->cap = s->cap ? s->cap * 2 : 16;
+                s->v = xrealloc(s->v, s->cap * sizeof *s->v);
+            }
+            row = &s->v[s->n++];
+            memset(row, 0, sizeof *row);
+            snprintf(row->name, sizeof row->name, "%s", name);
+            row->version = -1;
+        }
+        if (ver > row->version) {
+            row->version = ver;
+            row->deleted = json_is_true(json_object_get(f, "deleted"));
+            free(row->source);
+            row->source = src ? xstrdup(src) : NULL;
+            row->len = src ? json_string_length(json_object_get(f, "source")) : 0;
+        }
+    }
+    json_decref(f);
+    return 0;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+    return strcmp(((const script_row_t *)a)->name, ((const script_row_t *)b)->name);
+}
+
+int lua_host_load_stored(lua_host_t *h, store_wtxn_t *w)
+{
+    script_set_t set = {0};
+    store_query_t q = {.coll = "_scripts"};
+    int rc = store_wtxn_query_all(w, &q, collect_row, &set);
+    if (rc == 0) {
+        if (set.n) qsort(set.v, set.n, sizeof *set.v, row_cmp); /* qsort(NULL, 0) is undefined */
+        lua_script_t *ls = xcalloc(set.n ? set.n : 1, sizeof *ls);
+        size_t n = 0;
+        for (size_t i = 0; i < set.n; i++)
+            if (!set.v[i].deleted && set.v[i].source)
+                ls[n++] = (lua_script_t){set.v[i].name, set.v[i].source, set.v[i].len};
+        rc = lua_host_load(h, w, ls, n);
+        free(ls);
+    }
+    for (size_t i = 0; i < set.n; i++)
+        free(set.v[i].source);
+    free(set.v);
+    return rc;
 }
 
 void lua_host_stats(lua_host_t *h, lua_host_stats_t *out)

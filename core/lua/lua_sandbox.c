@@ -3,8 +3,10 @@
  *
  *  - Libraries: base, string, table, math, utf8 and coroutine only, opened one
  *    by one (never luaL_openlibs: Debian's shared liblua would bring package,
- *    the CVE-2022-0543 hole). Removed: load, loadfile, dofile, require,
- *    string.dump, rawset, collectgarbage, print. Text chunks only.
+ *    the CVE-2022-0543 hole). Removed: load, loadfile, dofile, string.dump,
+ *    rawset, collectgarbage, print. Text chunks only. require is Kith's own:
+ *    it serves only the modules of the shipped scripts/lib (no package
+ *    library, no search path), frozen and cached per state.
  *  - Every library, kith and the string metatable are frozen: scripts see
  *    read-only proxies (__metatable = false, __pairs that hides the table).
  *  - Memory: a capped allocator, per state and per call.
@@ -23,16 +25,18 @@
 
 #include <lualib.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#define HOOK_EVERY      1000
-#define ITER_MAX        1000000 /* elements a table function may walk */
-#define REP_MAX         10000000
-#define PATTERN_COST    2e7 /* about 100 ms of matching in the worst case */
-#define PATTERN_LEN_MAX 1024
-#define FORMAT_LEN_MAX  65536
+#define HOOK_EVERY       1000
+#define ITER_MAX         1000000 /* elements a table function may walk */
+#define REP_MAX          10000000
+#define PATTERN_COST     2e7 /* about 100 ms of matching in the worst case */
+#define PATTERN_LEN_MAX  1024
+#define FORMAT_LEN_MAX   65536
+#define FREEZE_DEPTH_MAX 64
 
 static uint64_t now_ns(void)
 {
@@ -105,21 +109,44 @@ static int frozen_pairs(lua_State *L)
     return 3;
 }
 
-void lsb_push_frozen(lua_State *L, int idx)
+static int is_frozen(lua_State *L, int idx)
 {
+    if (!lua_getmetatable(L, idx)) return 0;
+    lua_pushliteral(L, "__newindex");
+    lua_rawget(L, -2);
+    int yes = lua_tocfunction(L, -1) == frozen_newindex;
+    lua_pop(L, 2);
+    return yes;
+}
+
+/* Pushes the proxy of the table at idx, freezing its table values first
+ * (in place). seen maps each table to its proxy, so a table met twice (a
+ * shared sub-table, a cycle) gets one proxy. */
+static void freeze(lua_State *L, int idx, int seen, int depth)
+{
+    if (depth > FREEZE_DEPTH_MAX)
+        luaL_error(L, "a table nested deeper than %d levels cannot be frozen", FREEZE_DEPTH_MAX);
+    luaL_checkstack(L, 8, "freezing a table");
     idx = lua_absindex(L, idx);
-    /* freeze table values first (libraries hold no cycles) */
+    lua_newtable(L);
+    int proxy = lua_gettop(L);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, proxy);
+    lua_rawset(L, seen);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (lua_type(L, -1) == LUA_TTABLE && lua_getmetatable(L, -1) == 0) {
-            lsb_push_frozen(L, -1);
+        if (lua_type(L, -1) == LUA_TTABLE && !is_frozen(L, -1)) {
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, seen) == LUA_TNIL) {
+                lua_pop(L, 1);
+                freeze(L, -1, seen, depth + 1);
+            }
             lua_pushvalue(L, -3);
             lua_insert(L, -2);
-            lua_rawset(L, idx);
+            lua_rawset(L, idx); /* an existing key: allowed while traversing */
         }
         lua_pop(L, 1);
     }
-    lua_newtable(L);
     lua_createtable(L, 0, 4);
     lua_pushvalue(L, idx);
     lua_setfield(L, -2, "__index");
@@ -129,7 +156,19 @@ void lsb_push_frozen(lua_State *L, int idx)
     lua_setfield(L, -2, "__metatable");
     lua_pushcfunction(L, frozen_pairs);
     lua_setfield(L, -2, "__pairs");
-    lua_setmetatable(L, -2);
+    lua_setmetatable(L, proxy);
+}
+
+void lsb_push_frozen(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (is_frozen(L, idx)) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    lua_newtable(L);
+    freeze(L, idx, lua_gettop(L), 0);
+    lua_remove(L, -2);
 }
 
 /* ---- capped functions ----------------------------------------------------- */
@@ -321,6 +360,98 @@ static void wrap(lua_State *L, const char *name, lua_CFunction f, int flag)
     lua_setfield(L, -2, name);
 }
 
+/* ---- require: Kith's own modules ------------------------------------------------ */
+
+/* Its address marks, in the cache, a module whose chunk is running. */
+static const char module_loading;
+
+static int not_kith(lua_State *L, const char *name)
+{
+    return luaL_error(L,
+                      "module '%s' is not a Kith module (require serves only Kith's own "
+                      "scripts/lib; names are a-z 0-9 _ and dots)",
+                      name);
+}
+
+/* require(name): the module lib/<name with dots as slashes>.lua of the
+ * shipped scripts, run once per state as a text chunk with its own globals,
+ * under the budgets of whatever called require. Its value comes back frozen
+ * and cached, and its globals are sealed afterwards: every script of the
+ * state shares it, so none may change what another sees. */
+static int l_require(lua_State *L)
+{
+    size_t n;
+    const char *name = luaL_checklstring(L, 1, &n);
+    char rel[LUA_SCRIPT_NAME_MAX + 16], shown[LUA_SCRIPT_NAME_MAX + 8];
+    snprintf(shown, sizeof shown, "%s%s", n > LUA_SCRIPT_NAME_MAX ? "" : name,
+             n > LUA_SCRIPT_NAME_MAX ? "(too long)" : "");
+    if (strlen(name) != n || lua_module_path(name, rel, sizeof rel) != 0) return not_kith(L, shown);
+    lua_settop(L, 1);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "kith.modules") == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "kith.modules");
+    }
+    int cache = 2;
+    lua_pushvalue(L, 1);
+    int t = lua_rawget(L, cache);
+    if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == &module_loading)
+        return luaL_error(L, "module '%s' requires itself (a cycle of require)", shown);
+    if (t != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+
+    size_t len;
+    char *src = lua_shipped_read(rel, &len);
+    if (!src) {
+        if (err_last()->code == KITH_ENOTFOUND) return not_kith(L, shown);
+        return luaL_error(L, "module '%s': %s", shown, err_last()->msg);
+    }
+    char chunk[sizeof rel + 1];
+    snprintf(chunk, sizeof chunk, "=%s", rel);
+    int st = luaL_loadbufferx(L, src, len, chunk, "t"); /* protected: never raises */
+    free(src);
+    if (st != LUA_OK) return lua_error(L);
+    int fn = 3;
+    lua_newtable(L); /* its globals; reads fall through to the sandbox's */
+    int env = 4;
+    lua_createtable(L, 0, 2);
+    lua_getfield(L, LUA_REGISTRYINDEX, "kith.G");
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, env);
+    lua_pushvalue(L, env);
+    if (!lua_setupvalue(L, fn, 1)) lua_pop(L, 1);
+
+    lua_pushvalue(L, 1);
+    lua_pushlightuserdata(L, (void *)&module_loading);
+    lua_rawset(L, cache);
+    lua_pushvalue(L, fn);
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pushvalue(L, 1);
+        lua_pushnil(L);
+        lua_rawset(L, cache); /* a later require tries again */
+        return lua_error(L);
+    }
+    int val = 5;
+    if (lua_isnil(L, val)) {
+        lua_pushboolean(L, 1);
+        lua_replace(L, val);
+    } else if (lua_type(L, val) == LUA_TTABLE) {
+        lsb_push_frozen(L, val);
+        lua_replace(L, val);
+    }
+    lua_getmetatable(L, env);
+    lua_pushcfunction(L, frozen_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pop(L, 1);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, val);
+    lua_rawset(L, cache);
+    lua_settop(L, val);
+    return 1;
+}
+
 /* ---- the state -------------------------------------------------------------- */
 
 static const char *const base_keep[] = {
@@ -374,6 +505,8 @@ static int open_libs(lua_State *L)
     }
     lua_pushcfunction(L, safe_xpcall);
     lua_setfield(L, g, "xpcall");
+    lua_pushcfunction(L, l_require);
+    lua_setfield(L, g, "require");
     lua_getfield(L, real_g, "setmetatable");
     lua_pushcclosure(L, safe_setmetatable, 1);
     lua_setfield(L, g, "setmetatable");

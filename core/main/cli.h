@@ -26,6 +26,8 @@ int cli_fail(const cli_cmd_t *cmd, const char *fmt, ...) __attribute__((format(p
 int cli_fail_err(const cli_cmd_t *cmd, const char *what);
 void cli_help(const cli_cmd_t *cmd, int to_stderr);
 
+#define CLI_POS_MAX 64 /* positional arguments a command may take */
+
 /* Options every command understands, parsed by cli_parse. */
 typedef struct cli_opts {
     const char *data;      /* --data DIR (or $KITH_DATA) */
@@ -38,7 +40,7 @@ typedef struct cli_opts {
     const char *threads;   /* --threads N */
     int plain;             /* --plain */
     const char *collection, *map, *upsert, *delimiter, *format, *filter, *fields, *out;
-    char *pos[4]; /* positional arguments */
+    char *pos[CLI_POS_MAX]; /* positional arguments */
     int npos;
 } cli_opts_t;
 
@@ -59,6 +61,9 @@ enum {
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_min, int npos_max,
               cli_opts_t *o);
 
+/* Removes path and everything under it (cmd_init.c). */
+void cli_rmtree(const char *path);
+
 int cmd_init(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_workspace_create(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_workspace_list(const cli_cmd_t *cmd, int argc, char **argv);
@@ -68,5 +73,7 @@ int cmd_backup(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_import(const cli_cmd_t *cmd, int argc, char **argv);
 int cmd_export(const cli_cmd_t *cmd, int argc, char **argv);
+int cmd_test(const cli_cmd_t *cmd, int argc, char **argv);
+int cmd_plugins(const cli_cmd_t *cmd, int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@
 #include "base/mem.h"
 #include "config/config.h"
 #include "http/http_int.h"
+#include "plugin/plugin.h"
 #include "tls/tls_server.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@
 
 typedef struct server {
     config_t cfg;
+    plugin_set_t *plugins;
     api_server_t *api;
     http_server_t http;
     http_loop_t *loops[LOOPS_MAX];
@@ -195,6 +197,7 @@ static int serve_fail(const cli_cmd_t *cmd, server_t *s, int lockfd, const char 
 {
     int out = what ? cli_fail_err(cmd, what) : cli_fail_err(cmd, NULL);
     if (s->api) api_server_free(s->api);
+    plugin_set_free(s->plugins);
     if (s->tls) tls_ctx_unref(s->tls);
     if (lockfd >= 0) close(lockfd);
     free(s);
@@ -234,9 +237,12 @@ int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv)
     if (lock_data_dir(o.data, &lockfd) != 0) return serve_fail(cmd, s, lockfd, NULL);
     if (!s->cfg.plain && tls_ctx_new(s->cfg.tls_cert, s->cfg.tls_key, &s->tls) != 0)
         return serve_fail(cmd, s, lockfd, "TLS");
-    if (api_server_new(&s->cfg, &s->api) != 0) return serve_fail(cmd, s, lockfd, NULL);
+    /* a refused plugin is logged and left out; the server starts without it */
+    if (!(s->plugins = plugin_load_all(o.data))) return serve_fail(cmd, s, lockfd, "plugins");
+    api_ext_t ext = plugin_api_ext(s->plugins);
+    if (api_server_new(&s->cfg, &ext, &s->api) != 0) return serve_fail(cmd, s, lockfd, NULL);
     size_t nroutes;
-    const http_route_t *routes = api_routes(&nroutes);
+    const http_route_t *routes = api_server_routes(s->api, &nroutes);
     http_hooks_t hooks = api_hooks(s->api);
     http_server_init(&s->http, &s->cfg, routes, nroutes, &hooks);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -296,6 +302,7 @@ int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv)
     /* the stores' writers finish what is queued; every acknowledged write is
      * committed already */
     api_server_free(s->api);
+    plugin_set_free(s->plugins); /* after the stores: no hook runs any more */
     tls_ctx_unref(s->tls);
     close(lockfd);
     free(s);

@@ -67,6 +67,19 @@ static const cli_cmd_t commands[] = {
      "Writes a collection's records (those matching --filter) as NDJSON or CSV to\n"
      "FILE or stdout, streaming one page at a time. The export is audited.",
      cmd_export},
+    {"test", "test --data DIR [--workspace NAME] FILE...",
+     "Runs admin-written Lua tests (describe/it/expect) against a throw-away copy\n"
+     "of a workspace (default: default) with its current scripts loaded, made in\n"
+     "$TMPDIR and removed afterwards; the workspace itself is never written (a\n"
+     "server may be running). Prints one line per test (`ok N - ...` or `not ok\n"
+     "N - ...` with `# file:line: message`) and a summary; exits 1 if any test\n"
+     "failed, 2 if a file cannot be read or compiled. See sdk/lua/kith_test.lua.",
+     cmd_test},
+    {"plugins", "plugins --data DIR",
+     "Loads the plugins the configuration names, as `kith serve` would, and lists\n"
+     "each as loaded (name, version, file, what it registered) or refused (the\n"
+     "reason). Exits 1 if any was refused.",
+     cmd_plugins},
     {"version", "version", "Prints the version, the plugin ABI number and the API level.",
      cmd_version},
 };
@@ -272,7 +285,7 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
         }
     }
     for (int i = optind; i < argc; i++) {
-        if (o->npos >= npos_max || o->npos >= 4) {
+        if (o->npos >= npos_max || o->npos >= CLI_POS_MAX) {
             cli_fail(cmd, "unexpected argument '%s'", argv[i]);
             cli_help(cmd, 1);
             return CLI_ERROR;

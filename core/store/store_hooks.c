@@ -65,7 +65,10 @@ int store_wtxn_nested(store_wtxn_t *w, int (*fn)(store_wtxn_t *w, void *arg), vo
 
 static int write_fn(store_wtxn_t *w, void *arg)
 {
-    return store_op_run(w, arg);
+    int rc = store_op_run(w, arg);
+    /* a write made for a client (a plugin's route) is audited like its own */
+    if (rc == 0) rc = store_audit_op(w, arg);
+    return rc;
 }
 
 int store_wtxn_write(store_wtxn_t *w, store_op_t *op)
@@ -76,12 +79,15 @@ int store_wtxn_write(store_wtxn_t *w, store_op_t *op)
     case STORE_OP_REPLACE:
     case STORE_OP_DELETE:
     case STORE_OP_UPSERT:
+    case STORE_OP_AUDIT: /* a plugin route's read of sensitive fields */
         break;
     default:
-        return op->status = err_set(KITH_EINVAL, "only record writes run inside a handler");
+        return op->status = err_set(KITH_EINVAL, "only record and audit writes run inside a "
+                                                 "handler");
     }
     store_op_reset(op);
-    if (op->kind != STORE_OP_CREATE && op->kind != STORE_OP_UPSERT) {
+    if (op->kind == STORE_OP_UPDATE || op->kind == STORE_OP_REPLACE ||
+        op->kind == STORE_OP_DELETE) {
         /* a before-hook amends the record it handles; writing it would race
          * the write in progress (index and version from the stale copy) */
         for (int i = 0; i < w->nhandling; i++)

@@ -440,6 +440,14 @@ int schema_coll_parse(const json_t *def, int system, store_coll_t **out)
     return coll_parse(def, system, 0, out);
 }
 
+int store_schema_def_check(const json_t *def)
+{
+    store_coll_t *c = NULL;
+    int rc = schema_coll_parse(def, 0, &c);
+    if (c) schema_coll_free(c);
+    return rc;
+}
+
 int schema_coll_from_stored(const json_t *j, store_coll_t **out)
 {
     int rc = coll_parse(j, 1, 1, out);

@@ -112,6 +112,10 @@ const store_field_t *store_coll_field_or_pseudo(const store_coll_t *c, const cha
  * index's state ("building" or "ready"). New reference. */
 json_t *store_coll_to_json(const store_coll_t *c);
 
+/* Checks a collection definition as PUT /v1/schema/{collection} takes it,
+ * without storing it: 0, or KITH_EINVAL / KITH_EVALIDATION with a message. */
+int store_schema_def_check(const json_t *def);
+
 void store_schema_ref(store_schema_t *s);
 void store_schema_unref(store_schema_t *s);
 

@@ -25,7 +25,9 @@
 -- kith.every as a one-off) works only inside a handler, where it joins the
 -- handler's write transaction; calling it at the top level raises "... works
 -- only inside a handler, not at a script's top level", so the deploy is
--- refused with that line.
+-- refused with that line. In a test file run by `kith test`, kith.entity.*
+-- and kith.emit work anywhere, each write committed on its own against a
+-- copy of the workspace (sdk/lua/kith_test.lua).
 --
 -- How calls fail. A failure the script can expect and handle (no such
 -- record, a schema violation, a stale version, a refused write) returns
@@ -34,9 +36,11 @@
 -- a call in the wrong place) raises a Lua error with the script and line;
 -- inside a handler an uncaught error fails the handler (see kith.on).
 --
--- The sandbox. Lua 5.4 with base (no load, loadfile, dofile, require,
--- rawset, collectgarbage, print), string (no string.dump), table, math,
--- utf8 and coroutine; no io, os or debug. `kith` and the libraries are
+-- The sandbox. Lua 5.4 with base (no load, loadfile, dofile, rawset,
+-- collectgarbage, print), string (no string.dump), table, math, utf8 and
+-- coroutine; no io, os or debug. require serves only the modules that ship
+-- with Kith (scripts/lib: require("fields"), require("dates"); see
+-- scripts/README.md), each loaded once per state and returned read-only. `kith` and the libraries are
 -- read-only (assigning to them raises; pairs() over them yields nothing:
 -- this file is the way to discover them). Budgets, by default: a handler
 -- call or a script's top level may run 50 ms and add 16 MiB; all scripts of
