@@ -71,19 +71,39 @@ const http_route_t *api_routes(size_t *n)
     return routes;
 }
 
-/* The core's literal routes, then the extension's, then the core's
- * parameterised ones (a new table; the extension's entries are copied). */
+static int literal_segments(const char *pattern)
+{
+    int n = 0;
+    for (const char *s = pattern; *s; s++)
+        if (*s == '/' && s[1] && s[1] != '{') n++;
+    return n;
+}
+
+/* The core's literal routes; then its parameterised ones, each extension
+ * route placed before the first of them with fewer literal segments (the
+ * router takes the first match: on a path both match, more literal segments
+ * win, a tie goes to the core). A new table; the entries are copied. */
 http_route_t *api_routes_merge(const http_route_t *ext, size_t next, size_t *n)
 {
     size_t ncore = sizeof routes / sizeof *routes;
     http_route_t *t = xcalloc(ncore + next + 1, sizeof *t);
+    char *placed = xcalloc(next + 1, 1);
     size_t k = 0;
     for (size_t i = 0; i < ncore; i++)
         if (!strchr(routes[i].pattern, '{')) t[k++] = routes[i];
-    for (size_t i = 0; i < next; i++)
-        t[k++] = ext[i];
-    for (size_t i = 0; i < ncore; i++)
-        if (strchr(routes[i].pattern, '{')) t[k++] = routes[i];
+    for (size_t i = 0; i < ncore; i++) {
+        if (!strchr(routes[i].pattern, '{')) continue;
+        int lit = literal_segments(routes[i].pattern);
+        for (size_t e = 0; e < next; e++)
+            if (!placed[e] && literal_segments(ext[e].pattern) > lit) {
+                t[k++] = ext[e];
+                placed[e] = 1;
+            }
+        t[k++] = routes[i];
+    }
+    for (size_t e = 0; e < next; e++)
+        if (!placed[e]) t[k++] = ext[e];
+    free(placed);
     *n = k;
     return t;
 }

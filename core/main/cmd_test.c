@@ -127,6 +127,7 @@ static int copy_open(copy_t *c, const char *data, const char *ws)
     /* the plugins' hooks and collections, as a server opens the workspace
      * (a refused plugin is logged and left out there too) */
     if (!(c->plugins = plugin_load_all(data))) return err_last()->code;
+    plugin_set_testing(c->plugins);
     api_ext_t ext = plugin_api_ext(c->plugins);
     if (ext.ws_open(ext.ctx, ws, c->st, c->bus)) return err_wrap("plugins");
     c->lua = lua_host_new(c->bus, ws, NULL);

@@ -26,6 +26,10 @@ plugin_set_t *plugin_load_all(const char *data_dir);
 /* Calls each loaded plugin's fini (in reverse order), then unloads it. */
 void plugin_set_free(plugin_set_t *ps);
 
+/* Marks the set as serving kith test's throw-away copy: events say so
+ * (kith_event_t.test), so plugins can skip effects outside the store. */
+void plugin_set_testing(plugin_set_t *ps);
+
 /* How many were refused. */
 size_t plugin_set_refused(const plugin_set_t *ps);
 /* Human-readable lines, one per plugin: "loaded NAME VERSION FILE (...)" or

@@ -153,9 +153,13 @@ static void route_view(kith_txn_t *tx, const store_coll_t *c, const char *id, js
 static int record_out(kith_record_t *out, const kith_id_t *id, uint64_t version, int64_t created_us,
                       int64_t updated_us, json_t *fields)
 {
-    if (!out || out->size < offsetof(kith_record_t, fields) + sizeof out->fields) {
+    if (!out) {
         if (fields) json_decref(fields);
         return 0;
+    }
+    if (out->size < offsetof(kith_record_t, fields) + sizeof out->fields) {
+        if (fields) json_decref(fields);
+        return err_set(KITH_EINVAL, "kith_record_t: size %u is too small (set .size)", out->size);
     }
     id_encode(id, out->id);
     out->id[KITH_ID_LEN] = '\0';
@@ -242,9 +246,13 @@ static int api_entity_query(kith_txn_t *tx, const kith_query_t *kq, kith_row_fn 
                             char **next_cursor)
 {
     if (next_cursor) *next_cursor = NULL;
-    if (!tx || !kq || kq->size < offsetof(kith_query_t, cursor) + sizeof kq->cursor || !fn ||
-        !kq->collection)
-        return err_set(KITH_EINVAL, "entity_query: bad query");
+    kith_query_t qd;
+    if (plugin_struct_in(&qd, sizeof qd, kq, offsetof(kith_query_t, collection) + sizeof qd.collection,
+                         "entity_query"))
+        return KITH_EINVAL;
+    kq = &qd;
+    if (!tx || !fn || !kq->collection)
+        return err_set(KITH_EINVAL, "entity_query: a transaction, a collection and a function");
     int scope;
     if (route_scope(tx, kq->collection, ACT_READ, &scope)) return KITH_EPERM;
     if (tx->role && !tx->unmask && masked_oracle(tx, kq)) return KITH_EPERM;
@@ -301,7 +309,7 @@ static int write_op(kith_txn_t *tx, store_op_t *op, int action, kith_record_t *o
         snprintf(g.team, sizeof g.team, "%s", tx->who.team ? tx->who.team : "");
         op->udata = &g;
         op->guard = api_scope_guard;
-        if (tx->audit_who) store_op_set_audit(op, json_deep_copy(tx->audit_who));
+        if (tx->audit_who) store_op_set_audit(op, tx->audit_who); /* takes its own reference */
     }
     store_wtxn_write(tx->w, op);
     int rc = op->status;
@@ -427,6 +435,25 @@ static const char *api_txn_workspace(const kith_txn_t *tx)
 
 /* ---- the hook adapter ---- */
 
+int plugin_code(int rc)
+{
+    switch (rc) {
+    case KITH_OK:
+    case KITH_EINVAL:
+    case KITH_ENOTFOUND:
+    case KITH_EEXIST:
+    case KITH_ECONFLICT:
+    case KITH_EVALIDATION:
+    case KITH_ELIMIT:
+    case KITH_EPERM:
+    case KITH_EVETO:
+    case KITH_EHANDLER:
+        return rc;
+    default:
+        return KITH_EHANDLER;
+    }
+}
+
 int plugin_hook_call(void *ctx, store_wtxn_t *w, bus_event_t *ev)
 {
     plugin_bound_t *b = ctx;
@@ -454,9 +481,10 @@ int plugin_hook_call(void *ctx, store_wtxn_t *w, bus_event_t *ev)
         .time_ms = ev->time_us / 1000,
         .depth = ev->depth,
         .workspace = b->ws,
+        .test = h->pl->set->testing,
     };
     err_clear();
-    int rc = h->fn(h->ud, &tx, &kev);
+    int rc = plugin_code(h->fn(h->ud, &tx, &kev));
     if (payload) json_decref(payload);
     if (rc == 0) {
         if (kev.amended && ev->amended && ev->record) {

@@ -315,18 +315,28 @@ static void answer(route_call_t *c)
     call_free(c);
 }
 
+/* Runs the plugin's function (again, when the writer re-runs a batch: what a
+ * rolled-back run answered is forgotten). A failure code drops a success
+ * answer (its data may not be committed or audited); an error answer with
+ * code 0 still fails the run, so a write route's writes roll back. */
 static int route_run(route_call_t *c, kith_txn_t *tx)
 {
+    c->res.answered = c->res.problem = c->res.status = 0;
+    buf_reset(&c->res.body);
+    c->rc = 0;
+    memset(&c->diag, 0, sizeof c->diag);
     err_clear();
-    int rc = c->pr->fn(c->pr->ud, tx, &c->req, &c->res);
+    int rc = plugin_code(c->pr->fn(c->pr->ud, tx, &c->req, &c->res));
     if (rc) {
-        if (rc > 0) rc = KITH_EHANDLER;
         c->rc = rc;
         err_save(&c->diag);
         if (c->diag.code != rc) {
             c->diag.code = rc;
             if (!c->diag.msg[0]) snprintf(c->diag.msg, sizeof c->diag.msg, "the route failed");
         }
+        if (c->res.answered && !c->res.problem) c->res.answered = 0;
+    } else if (c->res.answered && c->res.status >= 400) {
+        rc = KITH_EINVAL; /* rolls back; the answer stands */
     }
     return rc;
 }
@@ -351,7 +361,6 @@ static int route_op(store_wtxn_t *w, store_op_t *op)
             c->res.answered = 0; /* the answer would reveal unaudited data */
         }
     }
-    if (rc && !c->rc) c->rc = rc;
     return rc;
 }
 
@@ -365,7 +374,7 @@ static void route_written(store_op_t *op, void *ctx)
         else
             snprintf(c->diag.msg, sizeof c->diag.msg, "the write failed");
     }
-    if (op->status && c->res.answered && !c->res.problem && c->res.status < 400)
+    if (op->status && c->res.answered && c->res.status < 400)
         c->res.answered = 0; /* a success answer for writes that did not commit */
     store_op_free(op);
     answer(c);

@@ -59,12 +59,17 @@ struct kith_plugin {
     char name[PLUGIN_NAME_MAX + 1];  /* as configured; then the descriptor's */
     char owner[PLUGIN_NAME_MAX + 8]; /* "plugin:<name>" */
     char version[64];
-    char file[PATH_MAX];
+    char file[PATH_MAX]; /* as found in a plugin directory */
+    char real[PATH_MAX]; /* what it resolves to */
     char reason[PLUGIN_REASON_MAX]; /* refused: why */
     int loaded;
     int in_init; /* registrations are accepted */
+    char conf_name[PLUGIN_NAME_MAX + 1]; /* the name in plugins.load (its config section) */
     void *dl;
-    const kith_plugin_desc_t *desc;
+    int fd; /* the checked open file, dlopened as /proc/self/fd/<fd>: open while
+               loaded, so no other plugin reuses that name (dlopen matches names) */
+    const kith_plugin_desc_t *desc; /* = &descbuf once checked */
+    kith_plugin_desc_t descbuf;     /* the plugin's descriptor, zero past its size */
     json_t *config;
     plugin_hook_t *hooks;
     size_t nhooks;
@@ -81,8 +86,9 @@ struct kith_plugin {
 struct plugin_set {
     struct kith_plugin **v;
     size_t n;
-    http_route_t *routes; /* of the loaded plugins, literal patterns first */
+    http_route_t *routes; /* of the loaded plugins */
     size_t nroutes;
+    int testing; /* kith test's throw-away copy (kith_event_t.test) */
 };
 
 /* A transaction handed to a callback (plugin_api.c). */
@@ -120,6 +126,16 @@ int plugin_reg_collection(kith_plugin_t *p, const char *def_json);
 int plugin_reg_every(kith_plugin_t *p, const char *id, const char *spec, const char *event,
                      const kith_json_t *payload);
 kith_counter_t *plugin_reg_counter(kith_plugin_t *p, const char *name, const char *help);
+
+/* A plugin's return code as a core code: its own KITH_PLUGIN_E* codes pass,
+ * anything else (positive, or a number the core uses internally) is
+ * KITH_EHANDLER. */
+int plugin_code(int rc);
+
+/* Copies a struct a plugin passed (size first) into *dst, zero past its
+ * size, so an older, smaller struct reads as zeros. 0, or KITH_EINVAL if it
+ * is smaller than min. */
+int plugin_struct_in(void *dst, size_t cap, const void *src, size_t min, const char *what);
 
 /* Whether s is 1..max of [a-z0-9_] (plus extra characters). */
 int plugin_name_ok(const char *s, size_t max, const char *extra);

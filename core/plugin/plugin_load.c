@@ -54,6 +54,17 @@ int plugin_name_ok(const char *s, size_t max, const char *extra)
     return 1;
 }
 
+int plugin_struct_in(void *dst, size_t cap, const void *src, size_t min, const char *what)
+{
+    memset(dst, 0, cap);
+    uint32_t size;
+    if (!src) return err_set(KITH_EINVAL, "%s: NULL", what);
+    memcpy(&size, src, sizeof size);
+    if (size < min) return err_set(KITH_EINVAL, "%s: size %u is too small (set .size)", what, size);
+    memcpy(dst, src, size < cap ? size : cap);
+    return 0;
+}
+
 /* ---- registrations (plugin_api_table's first members) ---- */
 
 static void hook_clear(plugin_hook_t *h)
@@ -95,10 +106,13 @@ static int need_init(const struct kith_plugin *p, const char *what)
     return 0;
 }
 
-int plugin_reg_on(kith_plugin_t *p, const kith_hook_t *def)
+int plugin_reg_on(kith_plugin_t *p, const kith_hook_t *given)
 {
     if (need_init(p, "on")) return KITH_EPERM;
-    if (!def || def->size < offsetof(kith_hook_t, ud)) return err_set(KITH_EINVAL, "on: bad hook");
+    kith_hook_t d;
+    if (plugin_struct_in(&d, sizeof d, given, offsetof(kith_hook_t, fn) + sizeof d.fn, "on"))
+        return KITH_EINVAL;
+    const kith_hook_t *def = &d;
     const char *event = def->event, *name = def->name;
     if (!event || !bus_event_name_ok(event, NULL))
         return err_set(KITH_EINVAL, "on: '%s' is not an event name", event ? event : "");
@@ -149,20 +163,86 @@ static int method_of(const char *m)
     return -1;
 }
 
-/* "/v1/a/{x}" -> "/v1/a/{}": two patterns with the same shape match the same paths. */
-static void shape(const char *pat, char *out, size_t cap)
+/* ---- route overlap ----
+ * The router takes the first match; api_routes_merge places a plugin route
+ * before the first parameterised core route with fewer literal segments, so
+ * on paths both match, the route with more literal segments wins and a tie
+ * goes to the core. A plugin route is refused when it would take requests a
+ * core route answers now — except from the bare record routes
+ * (/v1/{collection}, /v1/{collection}/{id}), where a literal first segment
+ * claims a name (/v1/reports/pipeline) unless a plugin declares a
+ * collection of that name. Plugin routes never overlap each other. */
+
+#define SEGS_MAX 16
+
+typedef struct segs {
+    int n;
+    const char *s[SEGS_MAX];
+    size_t len[SEGS_MAX];
+} segs_t;
+
+static void split(const char *pat, segs_t *g)
 {
-    size_t k = 0;
-    for (const char *s = pat; *s && k + 3 < cap; s++) {
-        out[k++] = *s;
-        if (*s == '{') {
-            while (*s && *s != '}')
-                s++;
-            if (!*s) break;
-            out[k++] = '}';
+    g->n = 0;
+    for (const char *s = pat + 1; *s && g->n < SEGS_MAX;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        g->s[g->n] = s;
+        g->len[g->n++] = n;
+        s += n;
+        if (*s == '/') s++;
+    }
+}
+
+static int is_param(const segs_t *g, int i)
+{
+    return g->s[i][0] == '{';
+}
+
+static int literals(const segs_t *g)
+{
+    int n = 0;
+    for (int i = 0; i < g->n; i++)
+        n += !is_param(g, i);
+    return n;
+}
+
+/* Some path matches both. */
+static int overlap(const segs_t *a, const segs_t *b)
+{
+    if (a->n != b->n) return 0;
+    for (int i = 0; i < a->n; i++)
+        if (!is_param(a, i) && !is_param(b, i) &&
+            (a->len[i] != b->len[i] || memcmp(a->s[i], b->s[i], a->len[i]) != 0))
+            return 0;
+    return 1;
+}
+
+/* Every path one matches, the other matches too. */
+static int same_shape(const segs_t *a, const segs_t *b)
+{
+    if (!overlap(a, b)) return 0;
+    for (int i = 0; i < a->n; i++)
+        if (is_param(a, i) != is_param(b, i)) return 0;
+    return 1;
+}
+
+/* Whether a loaded plugin (or p) declares collection name. */
+static int declared_coll(const struct kith_plugin *p, const char *name, size_t len)
+{
+    const struct plugin_set *ps = p->set;
+    for (size_t k = 0; k <= ps->n; k++) {
+        const struct kith_plugin *q = k < ps->n ? ps->v[k] : p;
+        if (k < ps->n && !q->loaded) continue;
+        size_t i;
+        json_t *def;
+        json_array_foreach(q->colls, i, def)
+        {
+            const char *c = json_string_value(json_object_get(def, "name"));
+            if (c && strlen(c) == len && memcmp(c, name, len) == 0) return 1;
         }
     }
-    out[k] = '\0';
+    return 0;
 }
 
 /* Segments of /v1/...: literal [a-z0-9_.-] or {name}; at most HTTP_PARAMS_MAX params. */
@@ -194,42 +274,55 @@ static int pattern_ok(const char *pat)
     return params <= HTTP_PARAMS_MAX;
 }
 
-/* Whether method+pattern has the shape of a route already taken (core or
- * another plugin's, or this plugin's). */
-static int route_taken(const struct kith_plugin *p, int method, const char *pat, char *who,
-                       size_t cap)
+/* 0 if method+pat may be mounted; else KITH_EEXIST with why. */
+static int route_conflict(const struct kith_plugin *p, int method, const char *pat)
 {
-    char a[256], b[256];
-    shape(pat, a, sizeof a);
+    segs_t a, b;
+    split(pat, &a);
     size_t n;
     const http_route_t *core = api_routes(&n);
     for (size_t i = 0; i < n; i++) {
-        shape(core[i].pattern, b, sizeof b);
-        if (core[i].method == method && strcmp(a, b) == 0) {
-            snprintf(who, cap, "the core route %s", core[i].name);
-            return 1;
-        }
+        if (core[i].method != method) continue;
+        split(core[i].pattern, &b);
+        if (!overlap(&a, &b)) continue;
+        if (same_shape(&a, &b))
+            return err_set(KITH_EEXIST, "the same paths as the core route %s", core[i].name);
+        if (literals(&a) <= literals(&b)) continue; /* the core route wins where both match */
+        int bare = literals(&b) == 1; /* /v1/{collection}, /v1/{collection}/{id} */
+        if (!bare)
+            return err_set(KITH_EEXIST, "it would take requests of the core route %s (%s)",
+                           core[i].name, core[i].pattern);
+        if (is_param(&a, 1))
+            return err_set(KITH_EEXIST, "it would take requests of the core route %s (%s)",
+                           core[i].name, core[i].pattern);
+        if (declared_coll(p, a.s[1], a.len[1]))
+            return err_set(KITH_EEXIST,
+                           "it would take requests of the core route %s for the "
+                           "collection '%.*s' a plugin declares",
+                           core[i].name, (int)a.len[1], a.s[1]);
     }
     const struct plugin_set *ps = p->set;
     for (size_t k = 0; k <= ps->n; k++) {
         const struct kith_plugin *q = k < ps->n ? ps->v[k] : p;
         if (k < ps->n && (!q->loaded || q == p)) continue;
         for (size_t i = 0; i < q->nroutes; i++) {
-            shape(q->routes[i].pattern, b, sizeof b);
-            if (q->routes[i].method == method && strcmp(a, b) == 0) {
-                snprintf(who, cap, "plugin %s's route %s", q->name, q->routes[i].name);
-                return 1;
-            }
+            if (q->routes[i].method != method) continue;
+            split(q->routes[i].pattern, &b);
+            if (overlap(&a, &b))
+                return err_set(KITH_EEXIST, "it overlaps plugin %s's route %s (%s)", q->name,
+                               q->routes[i].name, q->routes[i].pattern);
         }
     }
     return 0;
 }
 
-int plugin_reg_route(kith_plugin_t *p, const kith_route_t *def)
+int plugin_reg_route(kith_plugin_t *p, const kith_route_t *given)
 {
     if (need_init(p, "route")) return KITH_EPERM;
-    if (!def || def->size < offsetof(kith_route_t, ud))
-        return err_set(KITH_EINVAL, "route: bad route");
+    kith_route_t d;
+    if (plugin_struct_in(&d, sizeof d, given, offsetof(kith_route_t, fn) + sizeof d.fn, "route"))
+        return KITH_EINVAL;
+    const kith_route_t *def = &d;
     int method = method_of(def->method);
     if (method < 0)
         return err_set(KITH_EINVAL, "route: method '%s' is not GET, POST, PUT, PATCH or DELETE",
@@ -252,10 +345,8 @@ int plugin_reg_route(kith_plugin_t *p, const kith_route_t *def)
     if (rec && (!def->collection || !plugin_name_ok(def->collection, 63, "-")))
         return err_set(KITH_EINVAL, "route %s: action '%s' needs a collection", def->pattern, act);
     if (!def->fn) return err_set(KITH_EINVAL, "route %s: no function", def->pattern);
-    char who[160];
-    if (route_taken(p, method, def->pattern, who, sizeof who))
-        return err_set(KITH_EEXIST, "route %s %s: the same paths as %s", def->method, def->pattern,
-                       who);
+    if (route_conflict(p, method, def->pattern))
+        return err_wrap("route %s %s", def->method, def->pattern);
     p->routes = xrealloc(p->routes, (p->nroutes + 1) * sizeof *p->routes);
     plugin_route_t *r = &p->routes[p->nroutes++];
     memset(r, 0, sizeof *r);
@@ -288,6 +379,24 @@ int plugin_reg_collection(kith_plugin_t *p, const char *def_json)
     if (store_schema_def_check(d)) {
         json_decref(d);
         return err_wrap("collection %s", name);
+    }
+    /* a plugin route that answers /v1/<name>/... in place of the record
+     * routes would hide the collection's records */
+    const struct plugin_set *ps = p->set;
+    for (size_t k = 0; k <= ps->n; k++) {
+        const struct kith_plugin *q = k < ps->n ? ps->v[k] : p;
+        if (k < ps->n && !q->loaded) continue;
+        for (size_t i = 0; i < q->nroutes; i++) {
+            segs_t g;
+            split(q->routes[i].pattern, &g);
+            if (g.n <= 3 && g.n >= 2 && !is_param(&g, 1) && g.len[1] == strlen(name) &&
+                memcmp(g.s[1], name, g.len[1]) == 0) {
+                json_decref(d);
+                return err_set(KITH_EEXIST,
+                               "collection %s: plugin %s's route %s answers its record paths",
+                               name, q->name, q->routes[i].pattern);
+            }
+        }
     }
     if (!p->colls) p->colls = json_array();
     json_array_append_new(p->colls, d);
@@ -388,13 +497,21 @@ static int find_file(struct kith_plugin *p, const char *data_dir, const json_t *
             snprintf(tried + k, sizeof tried - k, "%s%.200s", k ? ", " : "", dir);
             continue;
         }
-        if (S_ISLNK(st.st_mode) && stat(p->file, &st) != 0)
-            return refuse(p, "%s is a dangling link", p->file);
-        if (!S_ISREG(st.st_mode)) return refuse(p, "%s is not a regular file", p->file);
-        if (owner_ok(p, p->file, &st, "the file")) return -1;
+        /* a link is followed, and what it leads to is checked: the file and
+         * the directory it really is in (the configured one too) */
+        if (!realpath(p->file, p->real)) return refuse(p, "%s: %s", p->file, strerror(errno));
+        char realdir[PATH_MAX];
+        snprintf(realdir, sizeof realdir, "%s", p->real);
+        char *slash = strrchr(realdir, '/');
+        if (slash) *slash = '\0';
         struct stat ds;
         if (stat(dir, &ds) != 0) return refuse(p, "%s: %s", dir, strerror(errno));
         if (owner_ok(p, dir, &ds, "the directory")) return -1;
+        if (strcmp(realdir, dir) != 0) {
+            if (stat(realdir[0] ? realdir : "/", &ds) != 0)
+                return refuse(p, "%s: %s", realdir, strerror(errno));
+            if (owner_ok(p, realdir, &ds, "the directory")) return -1;
+        }
         return 0;
     }
     p->file[0] = '\0';
@@ -408,15 +525,26 @@ static int find_file(struct kith_plugin *p, const char *data_dir, const json_t *
 #define ELF_MACHINE EM_AARCH64
 #endif
 
-/* dlopen maps a file's segments and dies of SIGBUS when one lies past the
- * end of a truncated file: the headers are checked against the size first. */
-static int elf_ok(struct kith_plugin *p)
+/* Opens the resolved file once: its owner and mode, its ELF headers and
+ * dlopen all see this open file (through /proc/self/fd), so it cannot be
+ * swapped between the checks and the load. dlopen maps a file's segments and
+ * dies of SIGBUS when one lies past the end of a truncated file: the headers
+ * are checked against the size first. Returns the fd, or -1 (refused). */
+static int open_checked(struct kith_plugin *p)
 {
-    int fd = open(p->file, O_RDONLY | O_CLOEXEC);
+    int fd = open(p->real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return refuse(p, "%s: %s", p->file, strerror(errno));
     struct stat st;
     Elf64_Ehdr eh;
-    ssize_t n = fstat(fd, &st) == 0 ? pread(fd, &eh, sizeof eh, 0) : -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return refuse(p, "%s is not a regular file", p->file);
+    }
+    if (owner_ok(p, p->file, &st, "the file")) {
+        close(fd);
+        return -1;
+    }
+    ssize_t n = pread(fd, &eh, sizeof eh, 0);
     if (n < 4 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
         close(fd);
         return refuse(p, "%s is not an ELF file", p->file);
@@ -444,9 +572,11 @@ static int elf_ok(struct kith_plugin *p)
             ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC) && ph.p_offset + ph.p_filesz > size))
             bad = "truncated (a segment lies past the end of the file)";
     }
-    close(fd);
-    if (bad) return refuse(p, "%s is %s", p->file, bad);
-    return 0;
+    if (bad) {
+        close(fd);
+        return refuse(p, "%s is %s", p->file, bad);
+    }
+    return fd;
 }
 
 /* Fills in defaults and refuses unknown keys and wrong types. */
@@ -455,7 +585,7 @@ static int config_apply(struct kith_plugin *p, const json_t *given)
     json_t *out = json_object();
     json_t *schema = NULL;
     const char *stext =
-        p->desc->size > offsetof(kith_plugin_desc_t, config_schema) ? p->desc->config_schema : NULL;
+        p->desc->config_schema; /* zero when the descriptor stops before it */
     if (stext) {
         schema = json_parse(stext, strlen(stext));
         if (!schema || !json_is_object(schema)) {
@@ -516,18 +646,24 @@ static int config_apply(struct kith_plugin *p, const json_t *given)
 static int load_one(struct plugin_set *ps, struct kith_plugin *p, const char *data_dir,
                     const json_t *dirs, const json_t *conf)
 {
-    if (find_file(p, data_dir, dirs) || elf_ok(p)) return -1;
+    if (find_file(p, data_dir, dirs)) return -1;
+    int fd = open_checked(p);
+    if (fd < 0) return -1;
+    char via[64];
+    snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
     dlerror();
-    p->dl = dlopen(p->file, RTLD_NOW | RTLD_LOCAL);
+    p->dl = dlopen(via, RTLD_NOW | RTLD_LOCAL);
+    p->fd = fd;
     if (!p->dl) {
         const char *e = dlerror();
-        return refuse(p, "cannot be loaded: %s", e ? e : "dlopen failed");
+        return refuse(p, "%s cannot be loaded: %s", p->file, e ? e : "dlopen failed");
     }
-    p->desc = dlsym(p->dl, "kith_plugin");
+    const kith_plugin_desc_t *given = dlsym(p->dl, "kith_plugin");
+    if (!given) return refuse(p, "%s exports no kith_plugin descriptor", p->file);
+    if (plugin_struct_in(&p->descbuf, sizeof p->descbuf, given, DESC_MIN, "descriptor"))
+        return refuse(p, "its descriptor is %u bytes, smaller than any ABI's", given->size);
+    p->desc = &p->descbuf;
     const kith_plugin_desc_t *d = p->desc;
-    if (!d) return refuse(p, "%s exports no kith_plugin descriptor", p->file);
-    if (d->size < DESC_MIN)
-        return refuse(p, "its descriptor is %u bytes, smaller than any ABI's", d->size);
     if (d->abi != KITH_PLUGIN_ABI)
         return refuse(p, "built for plugin ABI %u; this kith speaks ABI %d", d->abi,
                       KITH_PLUGIN_ABI);
@@ -547,7 +683,7 @@ static int load_one(struct plugin_set *ps, struct kith_plugin *p, const char *da
     snprintf(p->name, sizeof p->name, "%s", d->name);
     snprintf(p->owner, sizeof p->owner, "plugin:%s", p->name);
     snprintf(p->version, sizeof p->version, "%s", d->version ? d->version : "");
-    if (config_apply(p, json_object_get(conf, p->name))) return -1;
+    if (config_apply(p, json_object_get(conf, p->conf_name))) return -1;
     p->in_init = 1;
     err_clear();
     int rc = d->init(p, &plugin_api_table);
@@ -560,13 +696,6 @@ static int load_one(struct plugin_set *ps, struct kith_plugin *p, const char *da
     }
     p->loaded = 1;
     return 0;
-}
-
-static int route_cmp(const void *a, const void *b)
-{
-    const http_route_t *x = a, *y = b;
-    int px = strchr(x->pattern, '{') != NULL, py = strchr(y->pattern, '{') != NULL;
-    return px - py;
 }
 
 plugin_set_t *plugin_load_all(const char *data_dir)
@@ -603,7 +732,9 @@ plugin_set_t *plugin_load_all(const char *data_dir)
     {
         struct kith_plugin *p = xcalloc(1, sizeof *p);
         p->set = ps;
+        p->fd = -1;
         snprintf(p->name, sizeof p->name, "%s", json_string_value(v));
+        snprintf(p->conf_name, sizeof p->conf_name, "%s", p->name);
         ps->v = xrealloc(ps->v, (ps->n + 1) * sizeof *ps->v);
         ps->v[ps->n++] = p;
         for (size_t k = 0; k + 1 < ps->n; k++)
@@ -617,7 +748,9 @@ plugin_set_t *plugin_load_all(const char *data_dir)
         } else {
             log_error("plugin", "plugin %s refused: %s", p->name, p->reason);
             if (p->dl) dlclose(p->dl);
+            if (p->fd >= 0) close(p->fd);
             p->dl = NULL;
+            p->fd = -1;
             p->desc = NULL;
         }
     }
@@ -639,10 +772,14 @@ plugin_set_t *plugin_load_all(const char *data_dir)
             };
         }
     }
-    if (ps->nroutes) qsort(ps->routes, ps->nroutes, sizeof *ps->routes, route_cmp);
     if (dflt) json_decref(dflt);
     json_decref(j);
     return ps;
+}
+
+void plugin_set_testing(plugin_set_t *ps)
+{
+    ps->testing = 1;
 }
 
 void plugin_set_free(plugin_set_t *ps)
@@ -652,6 +789,7 @@ void plugin_set_free(plugin_set_t *ps)
         struct kith_plugin *p = ps->v[k];
         if (p->loaded && p->desc->fini) p->desc->fini(p);
         if (p->dl) dlclose(p->dl);
+        if (p->fd >= 0) close(p->fd);
         registrations_free(p);
         if (p->config) json_decref(p->config);
         free(p);

@@ -32,6 +32,7 @@ BAD = {
     "unresolved": "undefined symbol: kith_fixture_no_such_symbol",
     "bad_init": "init failed (-1): bad_init: the database is unreachable",
     "route_clash": "the same paths as the core route records.get",
+    "route_takeover": "would take requests of the core route records.query",
     "missing": "no missing.so in the plugin directories",
 }
 
@@ -282,3 +283,45 @@ end)
     p = kith("test", "--data", d, f)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "2 passed, 0 failed" in p.stdout
+
+
+def test_route_contract(tmp_path, datadir):
+    """What a misbehaving route gets: a failure after an answer drops the
+    answer (nothing unaudited leaves), an error answer rolls its writes back,
+    a code the writer uses internally is a plain failure."""
+    d, token = datadir
+    pdir = plugin_dir(tmp_path, ["probe"])
+    configure(d, [pdir], ["probe"])
+    with KithServer(d) as srv:
+        r = srv.req("POST", "/v1/probe/note", key=token)
+        assert r.status == 201, r
+        nid = r.json["id"]
+        audit0 = len(srv.req("GET", "/v1/audit?limit=1000", key=token).json["entries"])
+        r = srv.req("GET", f"/v1/probe/{nid}/leak", key=token)
+        assert r.status == 500 and b"13812345678" not in r.body, r
+        audit1 = len(srv.req("GET", "/v1/audit?limit=1000", key=token).json["entries"])
+        assert audit1 == audit0
+        r = srv.req("POST", "/v1/probe/refuse", key=token)
+        assert r.status == 409 and "refused after writing" in r.json["detail"]
+        r = srv.req("POST", "/v1/probe/internal", key=token)
+        assert r.status == 500
+        from kithserver import list_all
+        notes = list_all(srv, token, "probe_notes")
+        assert [n["id"] for n in notes] == [nid]  # the refused and failed writes rolled back
+        assert srv.req("GET", "/healthz").status == 200
+
+
+def test_symlinked_plugin_is_checked_where_it_lives(tmp_path, datadir):
+    d, _ = datadir
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    shutil.copy(PLUGINS / "hello.so", wide / "hello.so")
+    os.chmod(wide / "hello.so", 0o644)
+    os.chmod(wide, 0o777)
+    pdir = plugin_dir(tmp_path, [])
+    os.symlink(wide / "hello.so", pdir / "hello.so")
+    configure(d, [pdir], ["hello"])
+    out = kith("plugins", "--data", d).stdout
+    assert f"the directory {wide} is writable by others" in out, out
+    os.chmod(wide, 0o755)
+    assert kith("plugins", "--data", d).stdout.startswith("loaded hello")

@@ -94,6 +94,114 @@ static int clash_init(kith_plugin_t *p, const kith_api_t *api)
 }
 DESC("route_clash", KITH_PLUGIN_ABI, KITH_PLUGIN_SIGNATURE, 1, clash_init);
 
+#elif defined(FIXTURE_ROUTE_TAKEOVER)
+/* more specific than the core's POST /v1/{collection}/query: it would take
+ * the contacts' queries */
+static int never(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+{
+    (void)ud, (void)tx, (void)req, (void)res;
+    return KITH_PLUGIN_EHANDLER;
+}
+static int takeover_init(kith_plugin_t *p, const kith_api_t *api)
+{
+    kith_route_t r = {.size = sizeof r,
+                      .method = "POST",
+                      .pattern = "/v1/contacts/query",
+                      .name = "takeover",
+                      .action = "any",
+                      .fn = never};
+    return api->route(p, &r);
+}
+DESC("route_takeover", KITH_PLUGIN_ABI, KITH_PLUGIN_SIGNATURE, 1, takeover_init);
+
+#elif defined(FIXTURE_PROBE)
+/* A good plugin whose routes misbehave in the ways a route's contract
+ * covers: an answer followed by a failure, an error answer after a write, a
+ * return code the core uses internally. */
+static const kith_api_t *K;
+
+static int make_note(kith_txn_t *tx, kith_record_t *out)
+{
+    kith_json_t *f = K->json_object();
+    K->object_set(f, "text", K->json_string("probe"));
+    K->object_set(f, "phone", K->json_string("13812345678"));
+    int rc = K->entity_create(tx, "probe_notes", f, out);
+    K->json_decref(f);
+    return rc;
+}
+
+/* GET /v1/probe/{id}/leak: reads a sensitive field, answers 200, then fails */
+static int leak(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+{
+    (void)ud;
+    kith_record_t rec = {.size = sizeof rec};
+    int rc = K->entity_get(tx, "probe_notes", req->params[0], &rec);
+    if (rc) return rc;
+    K->respond(res, 200, rec.fields);
+    K->json_decref(rec.fields);
+    return K->fail(KITH_PLUGIN_EHANDLER, "probe: failed after answering");
+}
+
+/* POST /v1/probe/refuse: writes, then answers 409 with code 0 */
+static int refuse_after_write(void *ud, kith_txn_t *tx, const kith_request_t *req,
+                              kith_response_t *res)
+{
+    (void)ud, (void)req;
+    kith_record_t rec = {.size = sizeof rec};
+    int rc = make_note(tx, &rec);
+    if (rc) return rc;
+    K->json_decref(rec.fields);
+    return K->respond_problem(res, 409, "conflict", "probe: refused after writing");
+}
+
+/* POST /v1/probe/internal: writes, then returns a code the writer uses internally */
+static int internal_code(void *ud, kith_txn_t *tx, const kith_request_t *req,
+                         kith_response_t *res)
+{
+    (void)ud, (void)req, (void)res;
+    kith_record_t rec = {.size = sizeof rec};
+    if (make_note(tx, &rec) == 0) K->json_decref(rec.fields);
+    return -1000;
+}
+
+/* POST /v1/probe/note: an ordinary write route */
+static int note(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+{
+    (void)ud, (void)req;
+    kith_record_t rec = {.size = sizeof rec};
+    int rc = make_note(tx, &rec);
+    if (rc) return rc;
+    kith_json_t *o = K->json_object();
+    K->object_set(o, "id", K->json_string(rec.id));
+    K->json_decref(rec.fields);
+    K->respond(res, 201, o);
+    K->json_decref(o);
+    return 0;
+}
+
+static int probe_init(kith_plugin_t *p, const kith_api_t *api)
+{
+    K = api;
+    int rc = api->collection(p, "{\"name\": \"probe_notes\", \"fields\": ["
+                                "{\"name\": \"text\", \"type\": \"string\"},"
+                                "{\"name\": \"phone\", \"type\": \"phone\","
+                                " \"sensitive\": true}]}");
+    kith_route_t r[] = {
+        {sizeof(kith_route_t), "GET", "/v1/probe/{id}/leak", "leak", "read", "probe_notes", 0, leak,
+         NULL},
+        {sizeof(kith_route_t), "POST", "/v1/probe/refuse", "refuse", "create", "probe_notes",
+         KITH_ROUTE_WRITE, refuse_after_write, NULL},
+        {sizeof(kith_route_t), "POST", "/v1/probe/internal", "internal", "create", "probe_notes",
+         KITH_ROUTE_WRITE, internal_code, NULL},
+        {sizeof(kith_route_t), "POST", "/v1/probe/note", "note", "create", "probe_notes",
+         KITH_ROUTE_WRITE, note, NULL},
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof r / sizeof *r; i++)
+        rc = api->route(p, &r[i]);
+    return rc;
+}
+DESC("probe", KITH_PLUGIN_ABI, KITH_PLUGIN_SIGNATURE, 1, probe_init);
+
 #else
 #error "define one FIXTURE_<CASE>"
 #endif

@@ -152,6 +152,9 @@ typedef struct kith_event {
     int64_t time_ms;            /* after-hooks: when it committed */
     int depth;                  /* cascade depth */
     const char *workspace;
+    /* 1 in `kith test`'s throw-away copy of a workspace: do nothing outside
+     * the store (no webhooks, e-mail, SMS). */
+    int test;
 } kith_event_t;
 
 /* 0, KITH_PLUGIN_EVETO (before-hooks: refuse, with api->fail's message), or
@@ -196,8 +199,11 @@ typedef struct kith_request {
 
 typedef struct kith_response kith_response_t;
 
-/* Answer with api->respond or api->respond_problem (once); returning a
- * KITH_PLUGIN_E* code without answering sends the matching problem+json. */
+/* Answer with api->respond or api->respond_problem (once). Returning a
+ * KITH_PLUGIN_E* code sends the matching problem+json, unless you answered
+ * with a problem yourself; a success answer followed by a failure code is
+ * dropped. An error answer (status >= 400) rolls back a write route's writes
+ * even when the function returns 0. */
 typedef int (*kith_route_fn)(void *ud, kith_txn_t *tx, const kith_request_t *req,
                              kith_response_t *res);
 
