@@ -53,6 +53,10 @@ void lj_push(lua_State *L, const json_t *v);
  * via luaL_error semantics left to the caller: *why is set. */
 json_t *lj_to_json(lua_State *L, int idx, const char **why);
 void lj_push_null(lua_State *L);
+/* Makes rec (an object) equal to the plain table at idx, touching only the
+ * fields that differ (kith.json.null or nil: no field); *changed = 1 if any
+ * did. 0, or -1 with *why (then rec may be partly updated). */
+int lj_merge_object(lua_State *L, int idx, json_t *rec, int *changed, const char **why);
 int lj_is_null(lua_State *L, int idx);
 /* kith.json = {encode, decode, null} onto the table at the top. */
 void lj_open(lua_State *L);

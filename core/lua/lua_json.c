@@ -181,6 +181,92 @@ json_t *lj_to_json(lua_State *L, int idx, const char **why)
     return to_json(L, idx, 0, why, &left);
 }
 
+/* Whether the Lua value at idx equals old, without allocating for strings
+ * (most fields of a record); other types compare as lj_to_json would make them. */
+static int same_value(lua_State *L, int idx, const json_t *old, const char **why, int *bad)
+{
+    if (!old) return 0;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return json_is_string(old) && json_string_length(old) == n &&
+               memcmp(json_string_value(old), s, n) == 0;
+    }
+    if (lua_type(L, idx) == LUA_TBOOLEAN)
+        return json_is_boolean(old) && json_is_true(old) == lua_toboolean(L, idx);
+    json_t *v = lj_to_json(L, idx, why);
+    if (!v) {
+        *bad = 1;
+        return 0;
+    }
+    int eq = json_equal(v, old);
+    json_decref(v);
+    return eq;
+}
+
+int lj_merge_object(lua_State *L, int idx, json_t *rec, int *changed, const char **why)
+{
+    idx = lua_absindex(L, idx);
+    if (!lua_istable(L, idx)) {
+        *why = "not an object";
+        return -1;
+    }
+    size_t orig = json_object_size(rec), seen = 0, dropped = 0;
+    int bad = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            *why = "its keys must be field names";
+            return -1;
+        }
+        size_t kl;
+        const char *k = lua_tolstring(L, -2, &kl);
+        if (strlen(k) != kl) {
+            lua_pop(L, 2);
+            *why = "a field name contains a NUL byte";
+            return -1;
+        }
+        json_t *old = json_object_get(rec, k);
+        if (lj_is_null(L, -1)) { /* kith.json.null: no value */
+            if (old) {
+                json_object_del(rec, k);
+                dropped++;
+                *changed = 1;
+            }
+        } else {
+            if (old) seen++;
+            if (!same_value(L, -1, old, why, &bad)) {
+                json_t *v = bad ? NULL : lj_to_json(L, -1, why);
+                if (!v) {
+                    lua_pop(L, 2);
+                    return -1;
+                }
+                json_object_set_new(rec, k, v);
+                *changed = 1;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    if (seen + dropped < orig) {
+        /* fields set to nil in Lua: the ones the table no longer has */
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(rec, tmp, k, v)
+        {
+            lua_pushstring(L, k);
+            int gone = lua_rawget(L, idx) == LUA_TNIL;
+            lua_pop(L, 1);
+            if (gone) {
+                json_object_del(rec, k);
+                *changed = 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);

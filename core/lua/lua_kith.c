@@ -805,23 +805,16 @@ static int handler_call(void *ctx, store_wtxn_t *w, bus_event_t *ev)
     if (rec_ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, rec_ref);
+        /* only the fields that differ are converted back (kith.json.null or
+         * nil: no value); a full conversion and comparison cost as much as
+         * the rules themselves */
         const char *why = "";
-        json_t *after = lj_to_json(L, -1, &why);
-        if (!after || !json_is_object(after)) {
+        int changed = 0;
+        if (lj_merge_object(L, -1, ev->record, &changed, &why))
             rc = err_set(KITH_EHANDLER, "script %s: the amended record is not valid: %s",
-                         lh->script, after ? "not an object" : why);
-        } else if (!json_equal(after, ev->record)) {
-            /* kith.json.null means "no value": drop it like a missing field */
-            json_object_clear(ev->record);
-            const char *k;
-            json_t *v;
-            json_object_foreach(after, k, v)
-            {
-                if (!json_is_null(v)) json_object_set(ev->record, k, v);
-            }
+                         lh->script, why);
+        else if (changed)
             *ev->amended = 1;
-        }
-        if (after) json_decref(after);
     }
     lua_settop(L, top);
     return rc;

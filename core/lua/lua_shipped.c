@@ -220,7 +220,8 @@ static void list_add(list_t *l, const char *name, const char *rel)
 static void list_modules(list_t *l, const char *sub, const char *prefix, int depth)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/lib%s%s", lua_scripts_dir(), sub[0] ? "/" : "", sub);
+    int k = snprintf(path, sizeof path, "%s/lib%s%s", lua_scripts_dir(), sub[0] ? "/" : "", sub);
+    if (k < 0 || (size_t)k >= sizeof path) return;
     DIR *d = opendir(path);
     if (!d) return;
     struct dirent *e;

@@ -121,12 +121,44 @@ void store_op_reset(store_op_t *op)
     op->schema = NULL;
 }
 
+/* Frees p, which the writer of st allocated: on another thread, hands it
+ * back to the writer (see store_t.grave). */
+static void writer_free(store_t *st, void *p)
+{
+    if (!p) return;
+    uv_thread_t self = uv_thread_self();
+    if (!st || !st->writer_started || uv_thread_equal(&self, &st->writer)) {
+        free(p);
+        return;
+    }
+    uv_mutex_lock(&st->grave_lock);
+    if (st->ngrave == st->grave_cap) {
+        st->grave_cap = st->grave_cap ? st->grave_cap * 2 : 1024;
+        st->grave = xrealloc(st->grave, st->grave_cap * sizeof *st->grave);
+    }
+    st->grave[atomic_fetch_add(&st->ngrave, 1)] = p;
+    uv_mutex_unlock(&st->grave_lock);
+}
+
+void store_grave_drain(store_t *st)
+{
+    uv_mutex_lock(&st->grave_lock);
+    void **g = st->grave;
+    size_t n = atomic_exchange(&st->ngrave, 0);
+    st->grave = NULL;
+    st->grave_cap = 0;
+    uv_mutex_unlock(&st->grave_lock);
+    for (size_t i = 0; i < n; i++)
+        free(g[i]);
+    free(g);
+}
+
 void store_op_free(store_op_t *op)
 {
     if (!op) return;
     if (op->data) json_decref(op->data);
     if (op->audit) json_decref(op->audit);
-    free(op->json);
+    writer_free(op->st, op->json);
     free(op->idem_key);
     free(op->consumer);
     free(op->diag);

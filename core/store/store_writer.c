@@ -230,7 +230,9 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
                 uint64_t seq0 = w.seq;
                 w.txn = child;
                 rc = run_one(&w, op);
-                if (rc == 0 && w.retry) rc = w.retry;
+                /* a flagged retry wins over whatever the op made of it (a
+                 * custom op or a plugin may have mapped the code) */
+                if (w.retry) rc = w.retry;
                 if (rc == 0)
                     rc = store_mdb_err(mdb_txn_commit(child), "commit nested transaction");
                 else
@@ -464,6 +466,7 @@ static void writer_main(void *arg)
         }
         int stopping = st->stopping;
         uv_mutex_unlock(&st->q_lock);
+        if (atomic_load_explicit(&st->ngrave, memory_order_relaxed)) store_grave_drain(st);
         if (head) {
             st->recent_batch[st->nbatches++ % ARRAY_LEN(st->recent_batch)] = n;
             batch_process(st, head, n);
@@ -498,6 +501,7 @@ void store_writer_stop(store_t *st)
 static int submit(store_t *st, store_op_t *op)
 {
     op->next = NULL;
+    op->st = st;
     uv_mutex_lock(&st->q_lock);
     if (st->stopping || st->opts.read_only) {
         uv_mutex_unlock(&st->q_lock);

@@ -42,7 +42,7 @@ static const char *probe_schema = "{\"name\":\"probe\",\"fields\":["
                                   "{\"name\":\"n\",\"type\":\"int\"}]}";
 
 /* Ten rules of the kind admins write: field tests adding to a score. */
-static const char *rules10 =
+static const char *rules10_default =
     "kith.on('bench.before_create', function(ev)\n"
     "  local r, s = ev.record, 0\n"
     "  if r.stage == 'stage-01' then s = s + 10 end\n"
@@ -57,6 +57,8 @@ static const char *rules10 =
     "  if r.stage == 'stage-07' or r.stage == 'stage-08' then s = s + 4 end\n"
     "  r.lead_score = s\n"
     "end)\n";
+
+static const char *rules10;
 
 static const char *getter =
     "kith.on('probe.before_create', function(ev)\n"
@@ -83,6 +85,19 @@ static void die(const char *what)
     fprintf(stderr, "bench_lua: %s: %s\n", what, err_last()->msg);
     exit(1);
 }
+
+/* A whole file (never freed), or exit. */
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) die(path);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
 
 typedef struct ws {
     store_t *st;
@@ -233,12 +248,19 @@ int main(int argc, char **argv)
 {
     mem_init();
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_lua DIR [--records N]\n");
+        fprintf(stderr, "usage: bench_lua DIR [--records N] [--rules-only] [--rules FILE]\n");
         return 2;
     }
     uint64_t n = 200000;
-    for (int i = 2; i + 1 < argc; i += 2)
-        if (strcmp(argv[i], "--records") == 0) n = strtoull(argv[i + 1], NULL, 10);
+    int rules_only = 0;
+    rules10 = rules10_default;
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
+            n = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--rules-only") == 0)
+            rules_only = 1;
+        else if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) /* your own rules, same event */
+            rules10 = read_all(argv[++i]);
     mkdir(argv[1], 0700);
     char d1[1024], d2[1024], d3[1024];
     snprintf(d1, sizeof d1, "%s/plain", argv[1]);
@@ -270,6 +292,11 @@ int main(int argc, char **argv)
     base = 4 / base; /* harmonic means: records/s over the same record counts */
     mine = 4 / mine;
     bench_line("lua_rules10", mine, "records/s", base);
+    if (rules_only) { /* for profiling the rules alone */
+        ws_close(&rules);
+        ws_close(&plain);
+        return 0;
+    }
 
     /* kith.entity.get: Lua vs C, on one record, inside one create's handler */
     load(&r, rules.st, 1); /* a record of this store to read */
