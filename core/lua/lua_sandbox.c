@@ -537,6 +537,10 @@ lsb_t *lsb_new(const lua_limits_t *lim)
     s->lim.time_ms = lim && lim->time_ms ? lim->time_ms : 50;
     s->cap = s->lim.mem_state;
     s->L = lua_newstate(lsb_alloc, s);
+    /* handlers make short-lived garbage (event and record tables) around a
+     * large, long-lived heap (libraries, proxies, scripts): generational
+     * collection frees the young without walking the old every cycle */
+    if (s->L) lua_gc(s->L, LUA_GCGEN, 0, 0);
     if (!s->L) {
         free(s);
         return NULL;
