@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import ssl
 import subprocess
 import sys
@@ -234,7 +235,19 @@ wrk.headers["Authorization"] = "Bearer {token}"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{{"name":"Bench Customer","phone":"+86 138 1234 5678","stage":"lead","score":42}}'
 """)
-        rc, p99 = wrk(f"https://127.0.0.1:{k.port}/v1/contacts", post)
+        # three rounds, each kith then raw LMDB, medians of each: one round
+        # alone swung the ratio from 0.51 to 0.82 on this shared disk
+        rcs, p99s, bases = [], [], []
+        for i in range(3):
+            rc_i, p99_i = wrk(f"https://127.0.0.1:{k.port}/v1/contacts", post)
+            rcs.append(rc_i)
+            p99s.append(p99_i)
+            raw = run(os.path.join(BIN, "bench_store"), os.path.join(TMP, f"raw{i}"),
+                      "--records", "10000", "--raw-creates", "64").stdout
+            bases.append(float(re.search(r"rate=(\d+)", raw).group(1)))
+        rc, p99, base_c = statistics.median(rcs), max(p99s), statistics.median(bases)
+        print(f"# http_create_c64 rounds: kith {[round(x) for x in rcs]}, raw LMDB "
+              f"{[round(x) for x in bases]}", flush=True)
         r0 = rss_kib(k.p.pid)
         socks = idle_conns(k.port, 1000, True, f"/v1/contacts/{ids[0]}", auth)
         time.sleep(0.5)
@@ -242,11 +255,9 @@ wrk.body = '{{"name":"Bench Customer","phone":"+86 138 1234 5678","stage":"lead"
         for s in socks:
             s.close()
         kith_peak = rss_kib(k.p.pid, "VmHWM")
-    raw = run(os.path.join(BIN, "bench_store"), os.path.join(TMP, "raw"), "--records", "10000",
-              "--raw-creates", "64").stdout
-    base_c = float(re.search(r"rate=(\d+)", raw).group(1))
     bench("http_create_c64", rc, "records/s", base_c)
-    print(f"# http_create_c64 latency p99 {p99:.1f} ms (goal < 20 ms)", flush=True)
+    print(f"# http_create_c64 latency p99 {p99:.1f} ms, the worst of the rounds (goal < 20 ms)",
+          flush=True)
 
     # ---- CSV import through the API vs a raw-LMDB load of the same rows ----
     retail = os.path.join(CORPUS, "online-retail", "online_retail.csv.gz")
