@@ -194,6 +194,12 @@ static int same_value(lua_State *L, int idx, const json_t *old, const char **why
     }
     if (lua_type(L, idx) == LUA_TBOOLEAN)
         return json_is_boolean(old) && json_is_true(old) == lua_toboolean(L, idx);
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        if (lua_isinteger(L, idx))
+            return json_is_integer(old) && json_integer_value(old) == lua_tointeger(L, idx);
+        double d = lua_tonumber(L, idx);
+        return isfinite(d) && json_is_real(old) && json_real_value(old) == d;
+    }
     json_t *v = lj_to_json(L, idx, why);
     if (!v) {
         *bad = 1;

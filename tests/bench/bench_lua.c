@@ -60,14 +60,13 @@ static const char *rules10_default =
 
 static const char *rules10;
 
-static const char *getter =
-    "kith.on('probe.before_create', function(ev)\n"
-    "  local id, n = ev.record.target, ev.record.n\n"
-    "  for i = 1, n do\n"
-    "    local r = kith.entity.get('bench', id)\n"
-    "    if not r then error('missing') end\n"
-    "  end\n"
-    "end)\n";
+static const char *getter = "kith.on('probe.before_create', function(ev)\n"
+                            "  local id, n = ev.record.target, ev.record.n\n"
+                            "  for i = 1, n do\n"
+                            "    local r = kith.entity.get('bench', id)\n"
+                            "    if not r then error('missing') end\n"
+                            "  end\n"
+                            "end)\n";
 
 static json_t *gen_fields(uint64_t i)
 {
@@ -97,7 +96,6 @@ static char *read_all(const char *path)
     buf[n] = '\0';
     return buf;
 }
-
 
 typedef struct ws {
     store_t *st;
@@ -286,8 +284,10 @@ int main(int argc, char **argv)
             base += 1 / load(&r, plain.st, n / 4);
         else
             mine += 1 / load(&r, rules.st, n / 4);
-        if (round % 2 == 0) mine += 1 / load(&r, rules.st, n / 4);
-        else base += 1 / load(&r, plain.st, n / 4);
+        if (round % 2 == 0)
+            mine += 1 / load(&r, rules.st, n / 4);
+        else
+            base += 1 / load(&r, plain.st, n / 4);
     }
     base = 4 / base; /* harmonic means: records/s over the same record counts */
     mine = 4 / mine;
