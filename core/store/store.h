@@ -224,7 +224,7 @@ struct store_op {
                                without a read transaction */
 
     /* plumbing (private) */
-    store_t *st; /* where it was submitted */
+    struct store_grave *grave; /* its store's, once submitted (store_int.h) */
     store_op_t *next;
     loop_task_t task;
     loop_inbox_t *inbox;

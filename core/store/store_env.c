@@ -195,7 +195,7 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts)
     pthread_mutex_init(&st->schema_lock, NULL);
     pthread_mutex_init(&st->pool_lock, NULL);
     uv_mutex_init(&st->q_lock);
-    uv_mutex_init(&st->grave_lock);
+    st->grave = store_grave_new();
     uv_cond_init(&st->q_cond);
     uv_mutex_init(&st->jobs_lock);
     uv_cond_init(&st->jobs_cond);
@@ -237,7 +237,6 @@ void store_close(store_t *st)
 {
     if (!st) return;
     store_writer_stop(st);
-    store_grave_drain(st);
     pool_flush(st);
     if (st->schema) store_schema_unref(st->schema);
     if (st->wschema) store_schema_unref(st->wschema);
@@ -246,7 +245,7 @@ void store_close(store_t *st)
     pthread_mutex_destroy(&st->schema_lock);
     pthread_mutex_destroy(&st->pool_lock);
     uv_mutex_destroy(&st->q_lock);
-    uv_mutex_destroy(&st->grave_lock);
+    store_grave_unref(st->grave);
     uv_cond_destroy(&st->q_cond);
     uv_mutex_destroy(&st->jobs_lock);
     uv_cond_destroy(&st->jobs_cond);

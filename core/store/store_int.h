@@ -87,10 +87,7 @@ struct store {
      * the writer frees them itself. A free into another thread's malloc
      * arena takes that arena's lock, and thousands of them per batch made
      * the writer's own mallocs wait (~30% of a create's cost). */
-    uv_mutex_t grave_lock;
-    void **grave;
-    atomic_size_t ngrave; /* read without the lock by the writer, as a hint */
-    size_t grave_cap;
+    struct store_grave *grave;
 
     /* Owned by the writer thread (or the caller when there is none). */
     store_schema_t *wschema; /* as of the last commit */
@@ -143,8 +140,8 @@ struct store_wtxn {
     int nhandling;
     int schema_changed;
     int jobs_changed;
-    uint64_t audit_seq;          /* the audit log's last entry (0: not read yet) */
-    char audit_prev[64];         /* and its hash, hex */
+    uint64_t audit_seq;  /* the audit log's last entry (0: not read yet) */
+    char audit_prev[64]; /* and its hash, hex */
 };
 
 /* ---- store_env.c ---- */
@@ -255,8 +252,25 @@ void store_op_fingerprint(const store_op_t *op, uint8_t fp[32]);
 /* ---- store_audit.c ---- */
 /* Appends op's audit entry (if it asked for one) in w. */
 int store_audit_op(store_wtxn_t *w, store_op_t *op);
-/* Frees what other threads handed back (store_op_free). Writer thread. */
-void store_grave_drain(store_t *st);
+/* Results the writer allocated and another thread released, for the writer
+ * to free (store_op_free). Shared by the store and every op submitted to it
+ * (reference-counted), so an op freed after its store closed is safe. */
+typedef struct store_grave {
+    atomic_int refs;
+    uv_mutex_t lock;
+    int live; /* the writer runs and drains (under lock) */
+    uv_thread_t writer;
+    void **v;
+    atomic_size_t n; /* read without the lock by the writer, as a hint */
+    size_t cap;
+} store_grave_t;
+
+store_grave_t *store_grave_new(void);
+void store_grave_unref(store_grave_t *g);
+/* The writer thread starts or stops draining g (stop frees what is left). */
+void store_grave_live(store_grave_t *g, int live);
+/* Frees what other threads handed back. Writer thread. */
+void store_grave_drain(store_grave_t *g);
 int store_audit_verify(store_t *st, MDB_txn *txn, uint64_t *count,
                        void (*problem)(void *, const char *), void *ctx);
 /* ---- store_timer.c ---- */

@@ -121,36 +121,63 @@ void store_op_reset(store_op_t *op)
     op->schema = NULL;
 }
 
-/* Frees p, which the writer of st allocated: on another thread, hands it
- * back to the writer (see store_t.grave). */
-static void writer_free(store_t *st, void *p)
+store_grave_t *store_grave_new(void)
 {
-    if (!p) return;
-    uv_thread_t self = uv_thread_self();
-    if (!st || !st->writer_started || uv_thread_equal(&self, &st->writer)) {
-        free(p);
-        return;
-    }
-    uv_mutex_lock(&st->grave_lock);
-    if (st->ngrave == st->grave_cap) {
-        st->grave_cap = st->grave_cap ? st->grave_cap * 2 : 1024;
-        st->grave = xrealloc(st->grave, st->grave_cap * sizeof *st->grave);
-    }
-    st->grave[atomic_fetch_add(&st->ngrave, 1)] = p;
-    uv_mutex_unlock(&st->grave_lock);
+    store_grave_t *g = xcalloc(1, sizeof *g);
+    atomic_init(&g->refs, 1);
+    uv_mutex_init(&g->lock);
+    return g;
 }
 
-void store_grave_drain(store_t *st)
+void store_grave_unref(store_grave_t *g)
 {
-    uv_mutex_lock(&st->grave_lock);
-    void **g = st->grave;
-    size_t n = atomic_exchange(&st->ngrave, 0);
-    st->grave = NULL;
-    st->grave_cap = 0;
-    uv_mutex_unlock(&st->grave_lock);
-    for (size_t i = 0; i < n; i++)
-        free(g[i]);
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1) return;
+    store_grave_drain(g);
+    uv_mutex_destroy(&g->lock);
     free(g);
+}
+
+void store_grave_live(store_grave_t *g, int live)
+{
+    uv_mutex_lock(&g->lock);
+    g->live = live;
+    if (live) g->writer = uv_thread_self();
+    uv_mutex_unlock(&g->lock);
+    if (!live) store_grave_drain(g);
+}
+
+void store_grave_drain(store_grave_t *g)
+{
+    uv_mutex_lock(&g->lock);
+    void **v = g->v;
+    size_t n = atomic_exchange(&g->n, 0);
+    g->v = NULL;
+    g->cap = 0;
+    uv_mutex_unlock(&g->lock);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Frees p, which g's writer allocated: from another thread while the writer
+ * runs, hands it back for the writer to free. */
+static void writer_free(store_grave_t *g, void *p)
+{
+    if (!p) return;
+    if (g) {
+        uv_thread_t self = uv_thread_self();
+        uv_mutex_lock(&g->lock);
+        if (g->live && !uv_thread_equal(&self, &g->writer)) {
+            if (atomic_load(&g->n) == g->cap) {
+                g->cap = g->cap ? g->cap * 2 : 1024;
+                g->v = xrealloc(g->v, g->cap * sizeof *g->v);
+            }
+            g->v[atomic_fetch_add(&g->n, 1)] = p;
+            p = NULL;
+        }
+        uv_mutex_unlock(&g->lock);
+    }
+    free(p);
 }
 
 void store_op_free(store_op_t *op)
@@ -158,11 +185,12 @@ void store_op_free(store_op_t *op)
     if (!op) return;
     if (op->data) json_decref(op->data);
     if (op->audit) json_decref(op->audit);
-    writer_free(op->st, op->json);
+    writer_free(op->grave, op->json);
     free(op->idem_key);
     free(op->consumer);
     free(op->diag);
     if (op->schema) store_schema_unref(op->schema);
+    store_grave_unref(op->grave);
     free(op);
 }
 

@@ -436,6 +436,7 @@ static void settle(store_t *st)
 static void writer_main(void *arg)
 {
     store_t *st = arg;
+    store_grave_live(st->grave, 1);
     for (;;) {
         int jobs = jobs_pending(st) > 0;
         uv_mutex_lock(&st->q_lock);
@@ -466,7 +467,7 @@ static void writer_main(void *arg)
         }
         int stopping = st->stopping;
         uv_mutex_unlock(&st->q_lock);
-        if (atomic_load_explicit(&st->ngrave, memory_order_relaxed)) store_grave_drain(st);
+        if (atomic_load_explicit(&st->grave->n, memory_order_relaxed)) store_grave_drain(st->grave);
         if (head) {
             st->recent_batch[st->nbatches++ % ARRAY_LEN(st->recent_batch)] = n;
             batch_process(st, head, n);
@@ -477,6 +478,7 @@ static void writer_main(void *arg)
         if (jobs && !stopping) jobs_step_logged(st);
         if (!head && stopping) break;
     }
+    store_grave_live(st->grave, 0); /* frees what is left; later frees are direct */
 }
 
 int store_writer_start(store_t *st)
@@ -501,7 +503,10 @@ void store_writer_stop(store_t *st)
 static int submit(store_t *st, store_op_t *op)
 {
     op->next = NULL;
-    op->st = st;
+    if (!op->grave) {
+        op->grave = st->grave;
+        atomic_fetch_add(&st->grave->refs, 1);
+    }
     uv_mutex_lock(&st->q_lock);
     if (st->stopping || st->opts.read_only) {
         uv_mutex_unlock(&st->q_lock);

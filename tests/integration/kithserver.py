@@ -173,6 +173,18 @@ class KithServer:
             s.close()
 
 
+PROBLEM = "application/problem+json"
+
+
+def problem(r, status, kind):
+    """Asserts r is a problem+json of that status and type; returns it."""
+    assert r.status == status, r
+    assert r.headers.get("content-type", "").startswith(PROBLEM), r.headers
+    p = r.json
+    assert p["status"] == status and p["type"].endswith("/" + kind), p
+    return p
+
+
 def schema(srv, key, name, fields):
     r = srv.req("PUT", f"/v1/schema/{name}", key=key, body={"fields": fields})
     assert r.status in (200, 201), r

@@ -309,6 +309,11 @@ def test_route_contract(tmp_path, datadir):
         notes = list_all(srv, token, "probe_notes")
         assert [n["id"] for n in notes] == [nid]  # the refused and failed writes rolled back
         assert srv.req("GET", "/healthz").status == 200
+        # a masked caller may not filter by the sensitive field (no prefix oracle)
+        r = srv.req("GET", "/v1/probe-phone/13812345678", key=token)
+        assert r.status == 200 and r.json["count"] == 1, r
+        r = srv.req("GET", "/v1/probe-phone/13812345678", key=srv.key("readonly"))
+        assert r.status == 403 and "phone' is sensitive" in r.json["detail"], r
 
 
 def test_symlinked_plugin_is_checked_where_it_lives(tmp_path, datadir):

@@ -21,9 +21,8 @@ import time
 import pytest
 
 import kithserver as ks
-from kithserver import KithServer, schema
+from kithserver import PROBLEM, KithServer, problem, schema
 
-PROBLEM = "application/problem+json"
 
 CONTACTS = [
     {"name": "name", "type": "string", "required": True},
@@ -50,13 +49,6 @@ def deploy_ok(srv, key, name, src):
     return r.json
 
 
-def problem(r, status, kind):
-    """Asserts r is a problem+json of that status and type; returns it."""
-    assert r.status == status, r
-    assert r.headers.get("content-type", "").startswith(PROBLEM), r.headers
-    p = r.json
-    assert p["status"] == status and p["type"].endswith("/" + kind), p
-    return p
 
 
 def poll(fn, timeout=5.0):

@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 
 import kithserver as ks
 from conftest import BIN, ROOT
-from kithserver import KithServer, schema
+from kithserver import PROBLEM, KithServer, problem, schema
 
-PROBLEM = "application/problem+json"
 SCRIPTS = ROOT / "scripts"
 RULES = ("normalize_contacts", "require_owner", "stamp_stage_changes", "ticket_due_dates")
 
@@ -43,12 +42,6 @@ TICKETS = [
 ]
 
 
-def problem(r, status, kind):
-    assert r.status == status, r
-    assert r.headers.get("content-type", "").startswith(PROBLEM), r.headers
-    p = r.json
-    assert p["status"] == status and p["type"].endswith("/" + kind), p
-    return p
 
 
 def sha(path):

@@ -155,8 +155,7 @@ static int refuse_after_write(void *ud, kith_txn_t *tx, const kith_request_t *re
 }
 
 /* POST /v1/probe/internal: writes, then returns a code the writer uses internally */
-static int internal_code(void *ud, kith_txn_t *tx, const kith_request_t *req,
-                         kith_response_t *res)
+static int internal_code(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
 {
     (void)ud, (void)req, (void)res;
     kith_record_t rec = {.size = sizeof rec};
@@ -179,6 +178,32 @@ static int note(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respon
     return 0;
 }
 
+static int count_row(void *ud, const kith_record_t *rec)
+{
+    (void)rec;
+    ++*(int64_t *)ud;
+    return 0;
+}
+
+/* GET /v1/probe-phone/{phone}: counts notes with that phone (a filter on
+ * a sensitive field, refused for callers who see it masked) */
+static int by_phone(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+{
+    (void)ud;
+    kith_json_t *f = K->json_object();
+    K->object_set(f, "phone", K->json_string(req->params[0]));
+    kith_query_t q = {.size = sizeof q, .collection = "probe_notes", .filter = f};
+    int64_t n = 0;
+    int rc = K->entity_query(tx, &q, count_row, &n, NULL);
+    K->json_decref(f);
+    if (rc) return rc;
+    kith_json_t *o = K->json_object();
+    K->object_set(o, "count", K->json_integer(n));
+    K->respond(res, 200, o);
+    K->json_decref(o);
+    return 0;
+}
+
 static int probe_init(kith_plugin_t *p, const kith_api_t *api)
 {
     K = api;
@@ -195,6 +220,8 @@ static int probe_init(kith_plugin_t *p, const kith_api_t *api)
          KITH_ROUTE_WRITE, internal_code, NULL},
         {sizeof(kith_route_t), "POST", "/v1/probe/note", "note", "create", "probe_notes",
          KITH_ROUTE_WRITE, note, NULL},
+        {sizeof(kith_route_t), "GET", "/v1/probe-phone/{phone}", "by_phone", "read",
+         "probe_notes", 0, by_phone, NULL},
     };
     for (size_t i = 0; rc == 0 && i < sizeof r / sizeof *r; i++)
         rc = api->route(p, &r[i]);

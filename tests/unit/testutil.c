@@ -2,6 +2,7 @@
 
 #include "base/mem.h"
 
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,31 @@ char *tu_slurp(const char *path, size_t *len)
     p[*len] = '\0';
     fclose(f);
     return p;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t tu_source_files(const char *rel, const char *prefix, const char *suffix, char **names,
+                       size_t max, char *dir, size_t dircap)
+{
+    const char *src = getenv("KITH_SOURCE_DIR");
+    snprintf(dir, dircap, "%s/%s", src ? src : "../..", rel);
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot open %s (set KITH_SOURCE_DIR)", dir);
+    size_t n = 0, pl = strlen(prefix), sl = strlen(suffix);
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        size_t l = strlen(e->d_name);
+        if (l > pl + sl && strncmp(e->d_name, prefix, pl) == 0 &&
+            strcmp(e->d_name + l - sl, suffix) == 0)
+            names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, by_name);
+    return n;
 }
 
 json_t *tu_json(const char *text)

@@ -24,6 +24,11 @@ void tu_rmtree(const char *path);
 /* A whole file, NUL-terminated (free()), its length in *len; NULL if it
  * cannot be opened. */
 char *tu_slurp(const char *path, size_t *len);
+/* The files of $KITH_SOURCE_DIR/<rel> whose names start with prefix and end
+ * with suffix, sorted (strdup'd into names, at most max); *dir gets the
+ * directory. Fails the test if the directory cannot be read. */
+size_t tu_source_files(const char *rel, const char *prefix, const char *suffix, char **names,
+                       size_t max, char *dir, size_t dircap);
 
 /* Parses JSON text that the test knows to be valid (fails the test if not). */
 json_t *tu_json(const char *text);

@@ -8,33 +8,15 @@
 
 #include "lua/lua_host.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void hostile_suite(void **state)
 {
     (void)state;
-    const char *src = getenv("KITH_SOURCE_DIR");
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/tests/sandbox", src ? src : "../..");
-    DIR *d = opendir(dir);
-    if (!d) fail_msg("cannot open %s (set KITH_SOURCE_DIR)", dir);
-    char *names[256];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 256) {
-        size_t l = strlen(e->d_name);
-        if (l > 4 && strcmp(e->d_name + l - 4, ".lua") == 0) names[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, by_name);
+    char dir[4096], *names[256];
+    size_t n = tu_source_files("tests/sandbox", "", ".lua", names, 256, dir, sizeof dir);
     assert_true(n >= 40);
     int bad = 0;
     for (size_t i = 0; i < n; i++) {

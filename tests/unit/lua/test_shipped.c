@@ -9,7 +9,6 @@
 #include "base/mem.h"
 #include "lua/lua_host.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,30 +93,13 @@ static void shipped_modules_load(void **state)
     assert_int_equal(bad, 0);
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void helper_tests_pass(void **state)
 {
     (void)state;
     use_source_scripts();
-    const char *src = getenv("KITH_SOURCE_DIR");
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/tests/unit/lua/scripts", src ? src : "../..");
-    DIR *d = opendir(dir);
-    if (!d) fail_msg("cannot open %s (set KITH_SOURCE_DIR)", dir);
-    char *names[64];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 64) {
-        size_t l = strlen(e->d_name);
-        if (l > 9 && strncmp(e->d_name, "test_", 5) == 0 && strcmp(e->d_name + l - 4, ".lua") == 0)
-            names[n++] = xstrdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, by_name);
+    char dir[4096], *names[64];
+    size_t n =
+        tu_source_files("tests/unit/lua/scripts", "test_", ".lua", names, 64, dir, sizeof dir);
     assert_true(n >= 2);
     /* a test does more than a handler would: a roomier time budget */
     lua_limits_t roomy = {.time_ms = 5000};
