@@ -113,16 +113,22 @@ static int timer_row(void *ctx, const char *id, int64_t due, const char *job, si
     buf_t *b = ctx;
     json_t *j = json_parse(job, len);
     if (!j) return 0; /* kith check reports it */
-    const char *script = "", *own = id;
-    size_t sl = 0;
-    if (strncmp(id, "script:", 7) == 0 && strchr(id + 7, '/')) {
-        script = id + 7;
-        own = strchr(script, '/') + 1;
-        sl = (size_t)(own - 1 - script);
+    /* "script:<name>/<id>" or "plugin:<name>/<id>": the owner's own id */
+    const char *script = "", *own = id, *slash = strchr(id, '/');
+    size_t sl = 0, ol = 0;
+    if (slash && (strncmp(id, "script:", 7) == 0 || strncmp(id, "plugin:", 7) == 0)) {
+        own = slash + 1;
+        ol = (size_t)(slash - id);
+        if (id[0] == 's') {
+            script = id + 7;
+            sl = (size_t)(slash - script);
+        }
     }
     if (b->p[b->len - 1] != '[') buf_addc(b, ',');
     buf_adds(b, "{\"id\":");
     json_write_cstr(b, own);
+    buf_adds(b, ",\"owner\":");
+    json_write_str(b, id, ol);
     buf_adds(b, ",\"script\":");
     json_write_str(b, script, sl);
     buf_adds(b, ",\"event\":");

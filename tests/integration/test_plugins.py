@@ -124,7 +124,7 @@ def test_failed_init_leaves_nothing_registered(loaded):
     names = {c["name"] for c in schema["collections"]}
     assert "hello_visits" in names and "bad_init_things" not in names
     timers = srv.req("GET", "/v1/timers", key=srv.admin).json["timers"]
-    assert [t["id"] for t in timers] == ["plugin:hello/tick"]
+    assert [(t["owner"], t["id"], t["script"]) for t in timers] == [("plugin:hello", "tick", "")]
     # a notes collection is not vetoed by bad_init's hook
     from kithserver import schema as mkschema
     mkschema(srv, srv.admin, "notes", [{"name": "text", "type": "string"}])
