@@ -77,57 +77,59 @@ function M.email(s)
 end
 
 local function tag_list(rec, field, fn)
-  if type(rec) ~= "table" then error(fn .. ": expected a record table", 3) end
+  if type(rec) ~= "table" then error(fn .. ": expected a record table", 4) end
   local v = rec[field]
   if v == nil or v == kith.json.null then return nil end
-  if type(v) ~= "table" then error(fn .. ": field '" .. field .. "' is not a list", 3) end
+  if type(v) ~= "table" then error(fn .. ": field '" .. field .. "' is not a list", 4) end
   return v
 end
 
 local function tag_arg(tag, fn)
-  if type(tag) ~= "string" then error(fn .. ": the tag must be a string", 3) end
+  if type(tag) ~= "string" then error(fn .. ": the tag must be a string", 4) end
   tag = M.trim(tag)
-  if tag == "" then error(fn .. ": the tag is blank", 3) end
+  if tag == "" then error(fn .. ": the tag is blank", 4) end
   return tag
 end
 
-function M.has_tag(rec, tag, field)
+-- The checked tag, the field name and its list (nil if the field is empty).
+local function tag_args(rec, tag, field, fn)
   field = field or "tags"
-  tag = tag_arg(tag, "fields.has_tag")
-  local list = tag_list(rec, field, "fields.has_tag")
-  if not list then return false end
-  for _, t in ipairs(list) do
-    if t == tag then return true end
+  tag = tag_arg(tag, fn)
+  return tag, field, tag_list(rec, field, fn)
+end
+
+local function index_of(list, tag)
+  for i, t in ipairs(list) do
+    if t == tag then return i end
   end
-  return false
+  return nil
+end
+
+function M.has_tag(rec, tag, field)
+  local t, _, list = tag_args(rec, tag, field, "fields.has_tag")
+  return list ~= nil and index_of(list, t) ~= nil
 end
 
 function M.tag_add(rec, tag, field)
-  field = field or "tags"
-  tag = tag_arg(tag, "fields.tag_add")
-  local list = tag_list(rec, field, "fields.tag_add")
+  local t, f, list = tag_args(rec, tag, field, "fields.tag_add")
   if not list then
-    rec[field] = {tag}
+    rec[f] = {t}
     return true
   end
-  for _, t in ipairs(list) do
-    if t == tag then return false end
-  end
-  list[#list + 1] = tag
+  if index_of(list, t) then return false end
+  list[#list + 1] = t
   return true
 end
 
 function M.tag_remove(rec, tag, field)
-  field = field or "tags"
-  tag = tag_arg(tag, "fields.tag_remove")
-  local list = tag_list(rec, field, "fields.tag_remove")
+  local t, f, list = tag_args(rec, tag, field, "fields.tag_remove")
   if not list then return false end
   local kept, removed = {}, false
-  for _, t in ipairs(list) do
-    if t == tag then removed = true else kept[#kept + 1] = t end
+  for _, x in ipairs(list) do
+    if x == t then removed = true else kept[#kept + 1] = x end
   end
   if not removed then return false end
-  rec[field] = #kept > 0 and kept or kith.json.null
+  rec[f] = #kept > 0 and kept or kith.json.null
   return true
 end
 
