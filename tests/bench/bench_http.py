@@ -13,6 +13,10 @@ Prints BENCH lines:
                                 store's raw-LMDB creates at 64 submitters)
   http_import                   CSV import rows/s through the API (baseline: raw-LMDB
                                 bulk load of the same rows with the same indexes)
+  http_rules10                  durable creates at 64 connections into a workspace
+                                whose before-hook scores each contact with 10 Lua
+                                rules (baseline: the same creates into a workspace
+                                without scripts; three interleaved rounds, medians)
   http_rss_peak, http_rss_per_conn  memory (baseline: nginx in the same run)
 
 usage: bench_http.py BUILD_DIR SCRATCH_DIR
@@ -36,6 +40,31 @@ BIN = os.path.join(BUILD, "bin")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORPUS = os.environ.get("KITH_CORPUS", os.path.join(os.path.dirname(ROOT), "shared", "corpus"))
 DURATION = os.environ.get("KITH_BENCH_SECONDS", "10")
+
+CONTACT_FIELDS = [
+    {"name": "name", "type": "string", "required": True},
+    {"name": "email", "type": "email", "unique": True},
+    {"name": "phone", "type": "phone"},
+    {"name": "stage", "type": "enum", "values": ["lead", "customer", "churned"], "indexed": True},
+    {"name": "score", "type": "int", "indexed": True},
+    {"name": "lead_score", "type": "int"}]
+
+# Ten rules of the kind admins write (as tests/bench/bench_lua.c's lua_rules10).
+RULES10 = """kith.on('contacts.before_create', function(ev)
+  local r, s = ev.record, 0
+  if r.stage == 'lead' then s = s + 10 end
+  if r.stage == 'customer' then s = s + 5 end
+  if (r.score or 0) > 50 then s = s + 20 end
+  if (r.score or 0) % 2 == 0 then s = s + 1 end
+  if r.name and r.name:find('Customer 0', 1, true) then s = s + 3 end
+  if r.phone and #r.phone > 10 then s = s + 2 end
+  if r.stage ~= 'churned' then s = s + 1 end
+  if (r.score or 0) < 10 then s = s - 5 end
+  if r.name and #r.name > 20 then s = s + 1 end
+  if r.email == nil then s = s + 4 end
+  r.lead_score = s
+end)
+"""
 
 
 def bench(name, value, unit, baseline):
@@ -138,6 +167,13 @@ def main():
     token = run(os.path.join(BIN, "kith"), "init", "--data", data).stdout.strip().splitlines()[-1].split("=")[1]
     auth = f"Authorization: Bearer {token}\r\n"
 
+    # two empty workspaces for http_rules10: one with the rules, one without
+    ws_keys = {}
+    for ws in ("norules", "rules"):
+        run(os.path.join(BIN, "kith"), "workspace", "create", ws, "--data", data)
+        ws_keys[ws] = run(os.path.join(BIN, "kith"), "key", "create", "--data", data,
+                          "--workspace", ws, "--role", "admin").stdout.strip()
+
     # ---- data: 10,000 contacts ----
     with Kith(data, plain=True) as k:
         c = http.client.HTTPConnection("127.0.0.1", k.port)
@@ -149,6 +185,17 @@ def main():
             {"name": "stage", "type": "enum", "values": ["lead", "customer", "churned"], "indexed": True},
             {"name": "score", "type": "int", "indexed": True}]}), h)
         c.getresponse().read()
+        for ws, wkey in ws_keys.items():
+            wh = {"Authorization": f"Bearer {wkey}", "Content-Type": "application/json"}
+            c.request("PUT", "/v1/schema/contacts", json.dumps({"fields": CONTACT_FIELDS}), wh)
+            c.getresponse().read()
+            if ws == "rules":
+                c.request("PUT", "/v1/scripts/score", RULES10,
+                          {"Authorization": f"Bearer {wkey}", "Content-Type": "text/x-lua"})
+                r = c.getresponse()
+                if r.status != 201:
+                    raise SystemExit(f"bench_http: the rules did not deploy: {r.read()!r}")
+                r.read()
         lines = "".join(json.dumps({"name": f"Customer {i:05d}", "email": f"c{i}@example.com",
                                     "phone": f"+86 138 {i:04d} 5678", "stage": ["lead", "customer", "churned"][i % 3],
                                     "score": i % 100}) + "\n" for i in range(10000))
@@ -248,6 +295,28 @@ wrk.body = '{{"name":"Bench Customer","phone":"+86 138 1234 5678","stage":"lead"
         rc, p99, base_c = statistics.median(rcs), max(p99s), statistics.median(bases)
         print(f"# http_create_c64 rounds: kith {[round(x) for x in rcs]}, raw LMDB "
               f"{[round(x) for x in bases]}", flush=True)
+        # the same creates into a workspace with 10 Lua rules and into one without
+        posts = {ws: lua(os.path.join(TMP, f"post_{ws}.lua"), f"""
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer {wkey}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{{"name":"Bench Customer","phone":"+86 138 1234 5678","stage":"lead","score":42}}'
+""") for ws, wkey in ws_keys.items()}
+        with_rules, without = [], []
+        for i in range(3):
+            without.append(wrk(f"https://127.0.0.1:{k.port}/v1/contacts", posts["norules"])[0])
+            with_rules.append(wrk(f"https://127.0.0.1:{k.port}/v1/contacts", posts["rules"])[0])
+        print(f"# http_rules10 rounds: with rules {[round(x) for x in with_rules]}, without "
+              f"{[round(x) for x in without]}", flush=True)
+        rules_rate, norules_rate = statistics.median(with_rules), statistics.median(without)
+        # the rules ran: every contact of that workspace has its score
+        sc = http.client.HTTPSConnection("127.0.0.1", k.port,
+                                         context=ssl._create_unverified_context())
+        sc.request("GET", "/v1/contacts?limit=5", headers={
+            "Authorization": f"Bearer {ws_keys['rules']}"})
+        recs = json.loads(sc.getresponse().read())["data"]
+        if not recs or any(r.get("lead_score") != 18 for r in recs):
+            raise SystemExit(f"bench_http: the rules did not score the contacts: {recs[:1]}")
         r0 = rss_kib(k.p.pid)
         socks = idle_conns(k.port, 1000, True, f"/v1/contacts/{ids[0]}", auth)
         time.sleep(0.5)
@@ -256,6 +325,7 @@ wrk.body = '{{"name":"Bench Customer","phone":"+86 138 1234 5678","stage":"lead"
             s.close()
         kith_peak = rss_kib(k.p.pid, "VmHWM")
     bench("http_create_c64", rc, "records/s", base_c)
+    bench("http_rules10", rules_rate, "records/s", norules_rate)
     print(f"# http_create_c64 latency p99 {p99:.1f} ms, the worst of the rounds (goal < 20 ms)",
           flush=True)
 
