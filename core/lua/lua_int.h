@@ -53,6 +53,10 @@ void lj_push(lua_State *L, const json_t *v);
  * via luaL_error semantics left to the caller: *why is set. */
 json_t *lj_to_json(lua_State *L, int idx, const char **why);
 void lj_push_null(lua_State *L);
+/* Pushes the value of JSON text s directly (no jansson values in between);
+ * -1 with nothing pushed if s is not strict JSON, or has a number jansson
+ * would refuse (then parse it with json_parse for the message). */
+int lj_push_text(lua_State *L, const char *s, size_t n);
 /* Makes rec (an object) equal to the plain table at idx, touching only the
  * fields that differ (kith.json.null or nil: no field); *changed = 1 if any
  * did. 0, or -1 with *why (then rec may be partly updated). */

@@ -11,7 +11,9 @@
 
 #include "base/json.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define VALUES_MAX 200000 /* a table shared along many paths is walked once per path */
@@ -271,6 +273,289 @@ int lj_merge_object(lua_State *L, int idx, json_t *rec, int *changed, const char
         }
     }
     return 0;
+}
+
+/* ---- JSON text straight to Lua ----
+ * Stored records are compact JSON the store wrote; parsing them into jansson
+ * values only to convert those into tables cost most of kith.entity.get.
+ * This reader builds the tables directly. It accepts strict JSON (RFC 8259:
+ * no leading zeros, escapes and UTF-8 checked, no trailing garbage) and
+ * returns -1 on anything else, so callers can fall back to json_parse. */
+
+typedef struct jr {
+    const char *p, *end;
+    int depth;
+} jr_t;
+
+static void jr_ws(jr_t *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int jr_hex4(jr_t *r, unsigned *out)
+{
+    if (r->end - r->p < 4) return -1;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = r->p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    r->p += 4;
+    *out = v;
+    return 0;
+}
+
+/* Length of a valid UTF-8 sequence at s (< end), or 0. */
+static size_t utf8_len(const unsigned char *s, const unsigned char *end)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80                 ? 1
+               : c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    if (!n || (size_t)(end - s) < n) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F))) return 0;
+    if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))) return 0;
+    return n;
+}
+
+/* Pushes the string at r->p (after its opening quote). */
+static int jr_string(lua_State *L, jr_t *r)
+{
+    const char *s = r->p;
+    while (r->p < r->end && *r->p != '"' && *r->p != '\\' && (unsigned char)*r->p >= 0x20 &&
+           (unsigned char)*r->p < 0x80)
+        r->p++;
+    if (r->p < r->end && *r->p == '"') { /* plain ASCII: the common case */
+        lua_pushlstring(L, s, (size_t)(r->p - s));
+        r->p++;
+        return 0;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, s, (size_t)(r->p - s));
+    while (r->p < r->end && *r->p != '"') {
+        unsigned char c = (unsigned char)*r->p;
+        if (c < 0x20) return -1;
+        if (c >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)r->p, (const unsigned char *)r->end);
+            if (!n) return -1;
+            luaL_addlstring(&b, r->p, n);
+            r->p += n;
+            continue;
+        }
+        if (c != '\\') {
+            luaL_addchar(&b, (char)c);
+            r->p++;
+            continue;
+        }
+        if (++r->p >= r->end) return -1;
+        char e = *r->p++;
+        unsigned u;
+        switch (e) {
+        case '"':
+            luaL_addchar(&b, '"');
+            break;
+        case '\\':
+            luaL_addchar(&b, '\\');
+            break;
+        case '/':
+            luaL_addchar(&b, '/');
+            break;
+        case 'b':
+            luaL_addchar(&b, '\b');
+            break;
+        case 'f':
+            luaL_addchar(&b, '\f');
+            break;
+        case 'n':
+            luaL_addchar(&b, '\n');
+            break;
+        case 'r':
+            luaL_addchar(&b, '\r');
+            break;
+        case 't':
+            luaL_addchar(&b, '\t');
+            break;
+        case 'u':
+            if (jr_hex4(r, &u)) return -1;
+            if (u >= 0xD800 && u <= 0xDBFF) { /* a surrogate pair */
+                unsigned lo;
+                if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u') return -1;
+                r->p += 2;
+                if (jr_hex4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF) return -1;
+                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (u >= 0xDC00 && u <= 0xDFFF) {
+                return -1;
+            }
+            if (u == 0) return -1; /* as jansson: no NUL in strings */
+            char o[4];
+            int k = 0;
+            if (u < 0x80) {
+                o[k++] = (char)u;
+            } else if (u < 0x800) {
+                o[k++] = (char)(0xC0 | (u >> 6));
+                o[k++] = (char)(0x80 | (u & 0x3F));
+            } else if (u < 0x10000) {
+                o[k++] = (char)(0xE0 | (u >> 12));
+                o[k++] = (char)(0x80 | ((u >> 6) & 0x3F));
+                o[k++] = (char)(0x80 | (u & 0x3F));
+            } else {
+                o[k++] = (char)(0xF0 | (u >> 18));
+                o[k++] = (char)(0x80 | ((u >> 12) & 0x3F));
+                o[k++] = (char)(0x80 | ((u >> 6) & 0x3F));
+                o[k++] = (char)(0x80 | (u & 0x3F));
+            }
+            luaL_addlstring(&b, o, (size_t)k);
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (r->p >= r->end) return -1;
+    r->p++;
+    luaL_pushresult(&b);
+    return 0;
+}
+
+static int jr_number(lua_State *L, jr_t *r)
+{
+    const char *s = r->p;
+    int real = 0;
+    if (r->p < r->end && *r->p == '-') r->p++;
+    if (r->p >= r->end) return -1;
+    if (*r->p == '0') {
+        r->p++;
+    } else if (*r->p >= '1' && *r->p <= '9') {
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    } else {
+        return -1;
+    }
+    if (r->p < r->end && *r->p == '.') {
+        real = 1;
+        if (++r->p >= r->end || *r->p < '0' || *r->p > '9') return -1;
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    }
+    if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+        real = 1;
+        r->p++;
+        if (r->p < r->end && (*r->p == '+' || *r->p == '-')) r->p++;
+        if (r->p >= r->end || *r->p < '0' || *r->p > '9') return -1;
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    }
+    char buf[64];
+    size_t n = (size_t)(r->p - s);
+    if (n >= sizeof buf) return -1; /* jansson's job */
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *e;
+    errno = 0;
+    if (!real) {
+        long long v = strtoll(buf, &e, 10);
+        if (errno == 0 && *e == '\0') {
+            lua_pushinteger(L, (lua_Integer)v);
+            return 0;
+        }
+        return -1; /* out of range: as jansson, an error */
+    }
+    double d = strtod(buf, &e);
+    if (*e != '\0' || !isfinite(d)) return -1;
+    lua_pushnumber(L, d);
+    return 0;
+}
+
+static int jr_value(lua_State *L, jr_t *r)
+{
+    jr_ws(r);
+    if (r->p >= r->end) return -1;
+    char c = *r->p;
+    if (c == '"') {
+        r->p++;
+        return jr_string(L, r);
+    }
+    if (c == '{' || c == '[') {
+        if (++r->depth > 64 || !lua_checkstack(L, 4)) return -1;
+        int obj = c == '{';
+        r->p++;
+        lua_newtable(L);
+        lua_Integer i = 0;
+        jr_ws(r);
+        if (r->p < r->end && *r->p == (obj ? '}' : ']')) {
+            r->p++;
+            r->depth--;
+            return 0;
+        }
+        for (;;) {
+            if (obj) {
+                jr_ws(r);
+                if (r->p >= r->end || *r->p != '"') return -1;
+                r->p++;
+                if (jr_string(L, r)) return -1;
+                jr_ws(r);
+                if (r->p >= r->end || *r->p != ':') return -1;
+                r->p++;
+                if (jr_value(L, r)) return -1;
+                lua_rawset(L, -3);
+            } else {
+                if (jr_value(L, r)) return -1;
+                lua_rawseti(L, -2, ++i);
+            }
+            jr_ws(r);
+            if (r->p >= r->end) return -1;
+            if (*r->p == ',') {
+                r->p++;
+                continue;
+            }
+            if (*r->p != (obj ? '}' : ']')) return -1;
+            r->p++;
+            r->depth--;
+            return 0;
+        }
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) return jr_number(L, r);
+    if (r->end - r->p >= 4 && memcmp(r->p, "true", 4) == 0) {
+        r->p += 4;
+        lua_pushboolean(L, 1);
+        return 0;
+    }
+    if (r->end - r->p >= 5 && memcmp(r->p, "false", 5) == 0) {
+        r->p += 5;
+        lua_pushboolean(L, 0);
+        return 0;
+    }
+    if (r->end - r->p >= 4 && memcmp(r->p, "null", 4) == 0) {
+        r->p += 4;
+        lj_push_null(L);
+        return 0;
+    }
+    return -1;
+}
+
+int lj_push_text(lua_State *L, const char *s, size_t n)
+{
+    int top = lua_gettop(L);
+    jr_t r = {s, s + n, 0};
+    if (jr_value(L, &r) == 0) {
+        jr_ws(&r);
+        if (r.p == r.end) return 0;
+    }
+    lua_settop(L, top);
+    return -1;
 }
 
 static int l_encode(lua_State *L)

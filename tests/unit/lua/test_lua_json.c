@@ -4,6 +4,9 @@
 
 #include "lua/lua_int.h"
 
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *base = "{\"name\":\"Ann\",\"note\":\"long text\",\"score\":7,\"ok\":true,"
@@ -101,6 +104,89 @@ static void bad_tables(void **st)
     json_decref(rec);
 }
 
+/* ---- lj_push_text against jansson, on the JSONTestSuite parsing corpus ---- */
+
+/* The Lua value at the top, back as JSON (new), or NULL. */
+static json_t *back(lua_State *L)
+{
+    const char *why = "";
+    json_t *j = lj_to_json(L, -1, &why);
+    lua_pop(L, 1);
+    return j;
+}
+
+/* Every case of the corpus: what jansson reads, lj_push_text reads to the
+ * same value (or refuses, and its callers fall back to jansson); no invalid
+ * document (n_) is accepted; a refusal leaves the stack as it was. */
+static void text_matches_jansson(void **st)
+{
+    (void)st;
+    const char *corpus = getenv("KITH_CORPUS"), *src = getenv("KITH_SOURCE_DIR");
+    char dir[4096];
+    if (corpus)
+        snprintf(dir, sizeof dir, "%s/json-test-suite/test_parsing", corpus);
+    else
+        snprintf(dir, sizeof dir, "%s/../shared/corpus/json-test-suite/test_parsing",
+                 src ? src : "../..");
+    DIR *d = opendir(dir);
+    if (!d) {
+        print_message("skipped: no JSONTestSuite at %s (set KITH_CORPUS)\n", dir);
+        return;
+    }
+    lsb_t *s = lsb_new(NULL);
+    lua_State *L = s->L;
+    int same = 0, refused = 0, fell_back = 0, bad = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        if (nl < 6 || strcmp(e->d_name + nl - 5, ".json") != 0) continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        size_t len;
+        char *text = tu_slurp(path, &len);
+        json_error_t je;
+        json_t *ref = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+        int top = lua_gettop(L);
+        int mine = lj_push_text(L, text, len);
+        if (ref && mine == 0) {
+            json_t *a = back(L);
+            lj_push(L, ref);
+            json_t *b = back(L);
+            if (!a || !b || !json_equal(a, b)) {
+                print_error("%s: a different value than jansson's\n", e->d_name);
+                bad++;
+            }
+            if (a) json_decref(a);
+            if (b) json_decref(b);
+            same++;
+        } else if (ref) {
+            fell_back++;
+        } else if (mine == 0) {
+            lua_pop(L, 1);
+            /* valid JSON jansson refuses (duplicate keys) may be read; invalid may not */
+            if (e->d_name[0] == 'n') {
+                print_error("%s: accepted, but it is not JSON\n", e->d_name);
+                bad++;
+            }
+        } else {
+            refused++;
+        }
+        if (lua_gettop(L) != top) {
+            print_error("%s: the stack moved\n", e->d_name);
+            bad++;
+            lua_settop(L, top);
+        }
+        if (ref) json_decref(ref);
+        free(text);
+    }
+    closedir(d);
+    lsb_free(s);
+    print_message("%d read the same as jansson, %d refused by both, %d left to jansson\n", same,
+                  refused, fell_back);
+    assert_true(same > 80 && refused > 150);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +194,7 @@ int main(void)
         cmocka_unit_test(fields_change),
         cmocka_unit_test(fields_removed),
         cmocka_unit_test(bad_tables),
+        cmocka_unit_test(text_matches_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
