@@ -6,7 +6,6 @@
  * prefix oracle); a scoped role's filter is ANDed with its scope.
  */
 #include "api/api_render.h"
-#include "store/store_filter.h"
 
 #include "base/json.h"
 #include "base/mem.h"
@@ -65,36 +64,13 @@ static int page_row(void *ctx, const store_record_t *rec)
 int api_check_sensitive(http_req_t *r, const store_coll_t *c, const json_t *filter,
                         const char *sort)
 {
-    if (api_unmask(r) || !auth_coll_has_sensitive(c)) return 0;
-    if (sort && *sort) {
-        const store_field_t *f = store_coll_field(c, sort[0] == '-' ? sort + 1 : sort);
-        if (f && (f->flags & SF_SENSITIVE)) {
-            char d[160];
-            snprintf(d, sizeof d, "'%s' is sensitive: your role cannot sort by it", f->name);
-            http_respond_problem(r, 403, "forbidden", d, NULL);
-            return -1;
-        }
-    }
-    if (!filter) return 0;
-    store_filter_t *f;
-    int rc = store_filter_compile(c, filter, &f);
-    if (rc) {
+    if (api_unmask(r)) return 0;
+    int rc = auth_masked_use(c, filter, sort);
+    if (rc == KITH_EPERM)
+        http_respond_problem(r, 403, "forbidden", err_last()->msg, NULL);
+    else if (rc)
         api_fail(r, rc);
-        return -1;
-    }
-    const store_field_t *used[64];
-    size_t nused;
-    store_filter_fields(f, used, &nused, 64);
-    store_filter_free(f);
-    for (size_t i = 0; i < nused; i++)
-        if (used[i]->flags & SF_SENSITIVE) {
-            char d[160];
-            snprintf(d, sizeof d, "'%s' is sensitive: your role cannot filter by it",
-                     used[i]->name);
-            http_respond_problem(r, 403, "forbidden", d, NULL);
-            return -1;
-        }
-    return 0;
+    return rc ? -1 : 0;
 }
 
 static void run_query(http_req_t *r, store_rtxn_t *rt, const store_coll_t *c, json_t *filter,

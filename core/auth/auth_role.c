@@ -3,6 +3,7 @@
 #include "base/codec.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "store/store_filter.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -309,5 +310,28 @@ int auth_coll_has_sensitive(const store_coll_t *c)
 {
     for (size_t i = 0; i < c->nfields; i++)
         if (c->fields[i].flags & SF_SENSITIVE) return 1;
+    return 0;
+}
+
+int auth_masked_use(const store_coll_t *c, const json_t *filter, const char *sort)
+{
+    if (!auth_coll_has_sensitive(c)) return 0;
+    if (sort && *sort) {
+        const store_field_t *f = store_coll_field(c, sort[0] == '-' ? sort + 1 : sort);
+        if (f && (f->flags & SF_SENSITIVE))
+            return err_set(KITH_EPERM, "'%s' is sensitive: your role cannot sort by it", f->name);
+    }
+    if (!filter) return 0;
+    store_filter_t *sf;
+    int rc = store_filter_compile(c, filter, &sf);
+    if (rc) return rc;
+    const store_field_t *used[64];
+    size_t nused;
+    store_filter_fields(sf, used, &nused, 64);
+    store_filter_free(sf);
+    for (size_t i = 0; i < nused; i++)
+        if (used[i]->flags & SF_SENSITIVE)
+            return err_set(KITH_EPERM, "'%s' is sensitive: your role cannot filter by it",
+                           used[i]->name);
     return 0;
 }

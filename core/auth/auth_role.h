@@ -91,5 +91,10 @@ json_t *auth_mask_value(const store_field_t *f, const json_t *v);
 int auth_mask_fields(const store_coll_t *c, json_t *fields);
 /* 1 if c has any sensitive field. */
 int auth_coll_has_sensitive(const store_coll_t *c);
+/* For a caller who sees c's sensitive fields masked: KITH_EPERM (with a
+ * message naming the field) if sort or filter uses one — the answers would
+ * reveal it a prefix at a time; the filter's own code if it does not
+ * compile; else 0. */
+int auth_masked_use(const store_coll_t *c, const json_t *filter, const char *sort);
 
 #endif

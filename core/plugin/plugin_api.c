@@ -19,7 +19,6 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/timeutil.h"
-#include "store/store_filter.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -216,46 +215,25 @@ static int query_row(void *ctx, const store_record_t *rec)
     return 0;
 }
 
-/* A caller who sees a collection's sensitive fields masked may not filter or
- * sort by them (the answers would reveal them a prefix at a time). */
-static int masked_oracle(kith_txn_t *tx, const kith_query_t *kq)
-{
-    const store_coll_t *c = store_schema_coll(tx_schema(tx), kq->collection);
-    if (!c) return 0; /* the query reports the missing collection */
-    if (kq->sort) {
-        const store_field_t *f = store_coll_field(c, kq->sort[0] == '-' ? kq->sort + 1 : kq->sort);
-        if (f && (f->flags & SF_SENSITIVE))
-            return err_set(KITH_EPERM, "'%s' is sensitive: role %s cannot sort by it", f->name,
-                           tx->role->name);
-    }
-    if (!kq->filter) return 0;
-    store_filter_t *sf;
-    if (store_filter_compile(c, J(kq->filter), &sf)) return 0; /* the query reports it */
-    const store_field_t *used[64];
-    size_t nused;
-    store_filter_fields(sf, used, &nused, 64);
-    store_filter_free(sf);
-    for (size_t i = 0; i < nused; i++)
-        if (used[i]->flags & SF_SENSITIVE)
-            return err_set(KITH_EPERM, "'%s' is sensitive: role %s cannot filter by it",
-                           used[i]->name, tx->role->name);
-    return 0;
-}
-
 static int api_entity_query(kith_txn_t *tx, const kith_query_t *kq, kith_row_fn fn, void *ud,
                             char **next_cursor)
 {
     if (next_cursor) *next_cursor = NULL;
     kith_query_t qd;
-    if (plugin_struct_in(&qd, sizeof qd, kq, offsetof(kith_query_t, collection) + sizeof qd.collection,
-                         "entity_query"))
+    if (plugin_struct_in(&qd, sizeof qd, kq,
+                         offsetof(kith_query_t, collection) + sizeof qd.collection, "entity_query"))
         return KITH_EINVAL;
     kq = &qd;
     if (!tx || !fn || !kq->collection)
         return err_set(KITH_EINVAL, "entity_query: a transaction, a collection and a function");
     int scope;
     if (route_scope(tx, kq->collection, ACT_READ, &scope)) return KITH_EPERM;
-    if (tx->role && !tx->unmask && masked_oracle(tx, kq)) return KITH_EPERM;
+    if (tx->role && !tx->unmask) {
+        /* no filtering or sorting by what the caller sees masked; a filter
+         * that does not compile is the query's to report */
+        const store_coll_t *c = store_schema_coll(tx_schema(tx), kq->collection);
+        if (c && auth_masked_use(c, J(kq->filter), kq->sort) == KITH_EPERM) return KITH_EPERM;
+    }
     json_t *filter = kq->filter ? json_incref(J(kq->filter)) : NULL;
     if (scope != SCOPE_ALL) {
         const store_coll_t *c = store_schema_coll(tx_schema(tx), kq->collection);
