@@ -116,6 +116,31 @@ static int declare_op(store_wtxn_t *w, store_op_t *op)
     return rc < 0 ? rc : 0;
 }
 
+static int timers_declared(const struct plugin_set *ps)
+{
+    for (size_t k = 0; k < ps->n; k++)
+        if (ps->v[k]->loaded && ps->v[k]->ntimers) return 1;
+    return 0;
+}
+
+static int found_one(void *ctx, const char *id, int64_t due_us, const char *job, size_t len)
+{
+    (void)id, (void)due_us, (void)job, (void)len;
+    *(int *)ctx = 1;
+    return 1; /* stop */
+}
+
+/* Whether st holds any plugin's timer. */
+static int timers_stored(store_t *st)
+{
+    store_rtxn_t *rt;
+    int any = 0;
+    if (store_read_begin(st, &rt)) return 1; /* let the op find out */
+    store_timers_prefix(rt, "plugin:", found_one, &any);
+    store_read_end(rt);
+    return any;
+}
+
 static int ext_ws_open(void *ctx, const char *workspace, store_t *st, struct bus *bus)
 {
     struct plugin_set *ps = ctx;
@@ -147,10 +172,14 @@ static int ext_ws_open(void *ctx, const char *workspace, store_t *st, struct bus
     }
     int rc = declare_collections(ps, st);
     if (rc) return rc;
-    store_op_t *op = store_op_custom(declare_op, ps);
-    op->system = 1;
-    rc = schema_exec(st, op);
-    if (rc) return err_wrap("plugins' timers");
+    /* a write (and its fsync) only when there are timers to put or to remove:
+     * most workspaces of most servers have neither */
+    if (timers_declared(ps) || timers_stored(st)) {
+        store_op_t *op = store_op_custom(declare_op, ps);
+        op->system = 1;
+        rc = schema_exec(st, op);
+        if (rc) return err_wrap("plugins' timers");
+    }
     return bad ? err_set(KITH_EINVAL, "some hooks were not registered") : 0;
 }
 
