@@ -492,14 +492,16 @@ void api_h_scripts_enable(http_req_t *r)
     char rel[LUA_SCRIPT_NAME_MAX + 8];
     size_t len = 0;
     char *src = NULL;
+    int rc = KITH_ENOTFOUND; /* a name no script can have is not shipped either */
     if (lua_script_name_ok(name) && strcmp(name, SHIPPED_PATH) != 0) {
         snprintf(rel, sizeof rel, "%.*s.lua", LUA_SCRIPT_NAME_MAX, name);
         src = lua_shipped_read(rel, &len);
+        if (!src) rc = err_last()->code;
     }
     if (!src) {
-        if (lua_script_name_ok(name) && err_last()->code != KITH_ENOTFOUND) {
+        if (rc != KITH_ENOTFOUND) {
             log_error("api", "shipped script %s: %s", name, err_last()->msg);
-            api_fail(r, err_last()->code == KITH_ELIMIT ? KITH_EINTERNAL : err_last()->code);
+            api_fail(r, rc == KITH_ELIMIT ? KITH_EINTERNAL : rc);
             return;
         }
         http_respond_problem(r, 404, "not-found",

@@ -308,3 +308,14 @@ def test_scripts_dir_from_config(datadir, tmp_path):
                        capture_output=True, text=True, timeout=30,
                        env=dict(os.environ, KITH_LOG="warn"))
     assert p.returncode != 0 and "scripts_dir" in p.stderr, p
+
+
+def test_reserved_and_bad_names_are_404_whatever_came_before(server):
+    """The answer for a name that cannot be shipped does not depend on the
+    error an earlier request left on the thread (it used to be a 500)."""
+    k = server.admin
+    r = server.req("PUT", "/v1/scripts/broken", key=k, body="this is not lua",
+                   ctype="text/x-lua")
+    problem(r, 422, "invalid-script")
+    for name in ("shipped", "a" * 65):
+        problem(enable(server, k, name), 404, "not-found")
