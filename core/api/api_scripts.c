@@ -113,24 +113,20 @@ static int timer_row(void *ctx, const char *id, int64_t due, const char *job, si
     buf_t *b = ctx;
     json_t *j = json_parse(job, len);
     if (!j) return 0; /* kith check reports it */
-    /* "script:<name>/<id>" or "plugin:<name>/<id>": the owner's own id */
-    const char *script = "", *own = id, *slash = strchr(id, '/');
-    size_t sl = 0, ol = 0;
-    if (slash && (strncmp(id, "script:", 7) == 0 || strncmp(id, "plugin:", 7) == 0)) {
-        own = slash + 1;
-        ol = (size_t)(slash - id);
-        if (id[0] == 's') {
-            script = id + 7;
-            sl = (size_t)(slash - script);
-        }
-    }
+    /* the job names its owner ("script:<name>", "plugin:<name>"); ids are
+     * "<owner>/<own id>" */
+    const char *owner = json_string_value(json_object_get(j, "owner"));
+    if (!owner) owner = "";
+    size_t ol = strlen(owner);
+    const char *own = ol && strncmp(id, owner, ol) == 0 && id[ol] == '/' ? id + ol + 1 : id;
+    const char *script = strncmp(owner, "script:", 7) == 0 ? owner + 7 : "";
     if (b->p[b->len - 1] != '[') buf_addc(b, ',');
     buf_adds(b, "{\"id\":");
     json_write_cstr(b, own);
     buf_adds(b, ",\"owner\":");
-    json_write_str(b, id, ol);
+    json_write_cstr(b, owner);
     buf_adds(b, ",\"script\":");
-    json_write_str(b, script, sl);
+    json_write_cstr(b, script);
     buf_adds(b, ",\"event\":");
     json_write_value(b, json_object_get(j, "event"));
     char ts[40];
