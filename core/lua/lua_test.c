@@ -59,7 +59,7 @@ static void uncharge(lsb_t *s, uint64_t t0)
 int lua_test_settle(lua_test_env_t *env)
 {
     if (!env->bus) return 0;
-    uint32_t ms = env->settle_ms ? env->settle_ms : LUA_TEST_SETTLE_MS;
+    uint32_t ms = LUA_TEST_SETTLE_MS;
     uint64_t end = time_mono_ns() + (uint64_t)ms * 1000000u;
     while (!bus_caught_up(env->bus)) {
         if (time_mono_ns() > end) {
@@ -96,11 +96,8 @@ int lt_emit(lsb_t *s, const char *name, const char *payload, size_t len)
 {
     emit_t e = {name, payload, len};
     store_op_t *op = store_op_custom(emit_op, &e);
-    uint64_t t0 = time_mono_ns();
-    int rc = store_exec(s->test->st, op);
+    int rc = lt_write(s, op);
     store_op_free(op);
-    if (rc == 0) lua_test_settle(s->test);
-    uncharge(s, t0);
     return rc;
 }
 
@@ -833,8 +830,7 @@ static void run_one(run_t *r, lua_Integer i)
 
 int lua_test_run(lua_test_env_t *env, const char *path, const char *src, size_t len)
 {
-    lua_limits_t lim = env->lim;
-    if (!lim.time_ms) lim.time_ms = LUA_TEST_TIME_MS;
+    lua_limits_t lim = {.time_ms = LUA_TEST_TIME_MS};
     lsb_t *s = lsb_new(&lim);
     if (!s) return err_set(KITH_ENOMEM, "cannot create a Lua state");
     s->test = env;

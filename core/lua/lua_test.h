@@ -22,10 +22,9 @@
 #define LUA_TEST_SETTLE_MS 5000 /* how long a write waits for its after-hooks */
 
 typedef struct lua_test_env {
-    store_t *st;             /* where tests read and write; its writer runs the hooks */
-    bus_t *bus;              /* st's bus (NULL: no after-hooks to wait for) */
-    lua_limits_t lim;        /* per `it`; time_ms 0 = LUA_TEST_TIME_MS, memory as scripts */
-    uint32_t settle_ms;      /* 0 = LUA_TEST_SETTLE_MS */
+    store_t *st; /* where tests read and write; its writer runs the hooks */
+    bus_t *bus;  /* st's bus (NULL: no after-hooks to wait for) */
+
     FILE *out;               /* the report */
     unsigned passed, failed; /* so far, across files */
 } lua_test_env_t;
@@ -42,7 +41,7 @@ int lua_test_check(const char *path, const char *src, size_t len);
 int lua_test_run(lua_test_env_t *env, const char *path, const char *src, size_t len);
 
 /* Waits until every after-hook of env->bus caught up with what committed, at
- * most settle_ms (then logs a warning and returns KITH_EBUSY). */
+ * most LUA_TEST_SETTLE_MS (then logs a warning and returns KITH_EBUSY). */
 int lua_test_settle(lua_test_env_t *env);
 
 #endif
