@@ -31,6 +31,18 @@ typedef struct api_ext {
     void *ctx;
 } api_ext_t;
 
+struct lua_host;
+/* What runs a workspace's rules over its open store: the bus (with the
+ * scheduler's tick), the extension's hooks and declarations (ext may be NULL;
+ * its failure goes to *ext_err, code 0 if none, and the rest opens anyway),
+ * and the Lua host with the workspace's current scripts; then due timers and
+ * undelivered after-hooks are kicked. Used by the server and by kith test.
+ * 0, or the scripts' loading error (the bus and host are set either way). */
+int api_ws_runtime_open(const char *workspace, store_t *st, const api_ext_t *ext, struct bus **bus,
+                        struct lua_host **lua, err_diag_t *ext_err);
+/* After the store is closed (no handler runs any more). */
+void api_ws_runtime_close(struct bus *bus, struct lua_host *lua);
+
 /* Opens the data directory for serving (stores get writer threads); ext may
  * be NULL. */
 int api_server_new(const config_t *cfg, const api_ext_t *ext, api_server_t **out);

@@ -37,13 +37,7 @@
 /* The workspace's current scripts, from `_scripts` (lua_host_load_stored). */
 static int load_op(store_wtxn_t *w, store_op_t *op)
 {
-    api_ws_t *ws = op->udata;
-    return lua_host_load_stored(ws->lua, w);
-}
-
-static store_op_t *load_op_new(api_ws_t *w)
-{
-    return store_op_custom(load_op, w);
+    return lua_host_load_stored(op->udata, w);
 }
 
 /* The scheduler fires due timers at the start of every delivery. */
@@ -53,29 +47,44 @@ static int sched_tick(void *ctx, store_wtxn_t *w, int64_t now_us, int64_t *wake_
     return sched_fire(w, now_us, wake_us);
 }
 
+int api_ws_runtime_open(const char *workspace, store_t *st, const api_ext_t *ext, bus_t **bus,
+                        lua_host_t **lua, err_diag_t *ext_err)
+{
+    memset(ext_err, 0, sizeof *ext_err);
+    *bus = bus_new(st, workspace);
+    /* the extension first: its handlers and collections are there before scripts load */
+    if (ext && ext->ws_open && ext->ws_open(ext->ctx, workspace, st, *bus)) err_save(ext_err);
+    *lua = lua_host_new(*bus, workspace, NULL);
+    bus_set_tick(*bus, sched_tick, NULL);
+    bus_attach(*bus);
+    store_op_t *op = store_op_custom(load_op, *lua);
+    op->system = 1;
+    int rc = store_exec(st, op);
+    store_op_free(op);
+    /* timers that came due while the store was closed fire now, and what was
+     * not delivered yet is */
+    store_hooks_kick(st);
+    return rc;
+}
+
+void api_ws_runtime_close(bus_t *bus, lua_host_t *lua)
+{
+    lua_host_free(lua);
+    bus_free(bus);
+}
+
 int api_ws_extend(api_server_t *s, api_ws_t *w)
 {
-    w->bus = bus_new(w->st, w->name);
-    /* plugins first: their handlers and collections are there before scripts load */
-    if (s->ext.ws_open && s->ext.ws_open(s->ext.ctx, w->name, w->st, w->bus))
-        log_error("api", "workspace %s: plugins: %s", w->name, err_last()->msg);
-    w->lua = lua_host_new(w->bus, w->name, NULL);
-    bus_set_tick(w->bus, sched_tick, NULL);
-    bus_attach(w->bus);
-    store_op_t *op = load_op_new(w);
-    op->system = 1;
-    int rc = store_exec(w->st, op);
-    store_op_free(op);
-    /* timers that came due while the server was down fire now */
-    store_hooks_kick(w->st);
+    err_diag_t ext_err;
+    int rc = api_ws_runtime_open(w->name, w->st, &s->ext, &w->bus, &w->lua, &ext_err);
+    if (ext_err.code) log_error("api", "workspace %s: plugins: %s", w->name, ext_err.msg);
     return rc;
 }
 
 void api_ws_extend_free(api_ws_t *w)
 {
     /* the store is closed: no handler runs any more */
-    lua_host_free(w->lua);
-    bus_free(w->bus);
+    api_ws_runtime_close(w->bus, w->lua);
     w->lua = NULL;
     w->bus = NULL;
 }
@@ -304,7 +313,7 @@ static void stored(store_op_t *op, void *ctx)
         return;
     }
     store_op_free(op);
-    store_op_t *load = load_op_new(d->ws);
+    store_op_t *load = store_op_custom(load_op, d->ws->lua);
     load->system = 1;
     store_submit(d->ws->st, load, api_inbox(d->r), reloaded, d);
 }

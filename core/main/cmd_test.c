@@ -16,12 +16,10 @@
 
 #include "auth/auth.h"
 #include "base/mem.h"
-#include "bus/bus.h"
 #include "config/config.h"
 #include "lua/lua_host.h"
 #include "lua/lua_test.h"
 #include "plugin/plugin.h"
-#include "sched/sched.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -75,19 +73,6 @@ static void signals_arm(const char *dir)
 
 /* ---- the copy ------------------------------------------------------------------- */
 
-static int load_op(store_wtxn_t *w, store_op_t *op)
-{
-    return lua_host_load_stored(op->udata, w);
-}
-
-/* The scheduler fires due timers at the start of every delivery, as in a
- * server (api_scripts.c). */
-static int sched_tick(void *ctx, store_wtxn_t *w, int64_t now_us, int64_t *wake_us)
-{
-    (void)ctx;
-    return sched_fire(w, now_us, wake_us);
-}
-
 static int copy_make(copy_t *c, store_t *orig)
 {
     const char *tmp = getenv("TMPDIR");
@@ -123,30 +108,26 @@ static int copy_open(copy_t *c, const char *data, const char *ws)
     if (rc) return rc;
     store_opts_t o = {0};
     if ((rc = store_open(&c->st, c->dir, &o))) return rc;
-    c->bus = bus_new(c->st, ws);
-    /* the plugins' hooks and collections, as a server opens the workspace
-     * (a refused plugin is logged and left out there too) */
+    /* opened as a server opens a workspace: the configured plugins (a refused
+     * one is logged and left out there too), the scripts, due timers and
+     * what the original had not delivered yet */
     if (!(c->plugins = plugin_load_all(data))) return err_last()->code;
     plugin_set_testing(c->plugins);
     api_ext_t ext = plugin_api_ext(c->plugins);
-    if (ext.ws_open(ext.ctx, ws, c->st, c->bus)) return err_wrap("plugins");
-    c->lua = lua_host_new(c->bus, ws, NULL);
-    bus_set_tick(c->bus, sched_tick, NULL);
-    bus_attach(c->bus);
-    store_op_t *op = store_op_custom(load_op, c->lua);
-    op->system = 1;
-    rc = store_exec(c->st, op);
-    store_op_free(op);
+    err_diag_t ext_err;
+    rc = api_ws_runtime_open(ws, c->st, &ext, &c->bus, &c->lua, &ext_err);
+    if (ext_err.code) {
+        err_restore(&ext_err);
+        return err_wrap("plugins");
+    }
     if (rc) return err_wrap("loading the scripts");
-    store_hooks_kick(c->st); /* what the original had not delivered yet, and due timers */
     return 0;
 }
 
 static void copy_close(copy_t *c)
 {
     if (c->st) store_close(c->st); /* no handler runs any more */
-    lua_host_free(c->lua);
-    bus_free(c->bus);
+    api_ws_runtime_close(c->bus, c->lua);
     plugin_set_free(c->plugins); /* after the bus: its hooks are gone */
     if (c->dir[0]) cli_rmtree(c->dir);
     sig_armed = 0;
