@@ -1,5 +1,7 @@
 #include "base/codec.h"
 
+#include <string.h>
+
 static const char hexdig[] = "0123456789abcdef";
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -73,6 +75,17 @@ long b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
     /* Leftover bits must be zero, so each byte string has exactly one encoding. */
     if (bits && (acc & ((1u << bits) - 1))) return -1;
     return (long)o;
+}
+
+int ident_ok(const char *s, size_t max, const char *extra)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > max) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              (extra && strchr(extra, s[i]))))
+            return 0;
+    return 1;
 }
 
 size_t utf8_seq_len(const uint8_t *s, size_t n)

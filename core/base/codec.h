@@ -24,4 +24,8 @@ long b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap);
  * U+10FFFF). */
 size_t utf8_seq_len(const uint8_t *s, size_t n);
 
+/* Whether s is an identifier: 1..max of [a-z0-9_] and the characters of
+ * extra (may be NULL). Names of plugins, handlers, routes, counters. */
+int ident_ok(const char *s, size_t max, const char *extra);
+
 #endif

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include "base/codec.h"
 #include "base/err.h"
 #include "base/json.h"
 
@@ -136,23 +137,17 @@ static int plugins_check(const json_t *p, const char *path)
     size_t i;
     if (dirs && !json_is_array(dirs))
         return err_set(KITH_EINVAL, "%s: 'plugins.dirs' must be an array of paths", path);
-    json_array_foreach(
-        dirs, i,
-        v) if (!json_is_string(v) || json_string_length(v) == 0 ||
-               json_string_length(v) >=
-                   CONFIG_PATH_MAX) return err_set(KITH_EINVAL,
-                                                   "%s: 'plugins.dirs' must be an array of paths",
-                                                   path);
+    json_array_foreach(dirs, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) >= CONFIG_PATH_MAX)
+            return err_set(KITH_EINVAL, "%s: 'plugins.dirs' must be an array of paths", path);
+    }
     if (load && !json_is_array(load))
         return err_set(KITH_EINVAL, "%s: 'plugins.load' must be an array of plugin names", path);
     json_array_foreach(load, i, v)
     {
-        const char *s = json_string_value(v);
-        size_t n = s ? strlen(s) : 0;
-        int ok = n >= 1 && n <= 32;
-        for (size_t k = 0; ok && k < n; k++)
-            ok = (s[k] >= 'a' && s[k] <= 'z') || (s[k] >= '0' && s[k] <= '9') || s[k] == '_';
-        if (!ok)
+        if (!ident_ok(json_string_value(v), 32, NULL))
             return err_set(KITH_EINVAL,
                            "%s: 'plugins.load' entry %zu is not a plugin name (1-32 of a-z 0-9 _)",
                            path, i);
@@ -160,8 +155,11 @@ static int plugins_check(const json_t *p, const char *path)
     if (conf && !json_is_object(conf))
         return err_set(KITH_EINVAL, "%s: 'plugins.config' must map plugin names to objects", path);
     const char *k;
-    json_object_foreach((json_t *)conf, k, v) if (!json_is_object(v)) return err_set(
-        KITH_EINVAL, "%s: 'plugins.config.%s' must be an object", path, k);
+    json_object_foreach((json_t *)conf, k, v)
+    {
+        if (!json_is_object(v))
+            return err_set(KITH_EINVAL, "%s: 'plugins.config.%s' must be an object", path, k);
+    }
     return 0;
 }
 

@@ -13,6 +13,7 @@
  */
 #include "plugin/plugin_int.h"
 
+#include "base/codec.h"
 #include "base/err.h"
 #include "base/json.h"
 #include "base/id.h"
@@ -357,7 +358,7 @@ static int timer_put(kith_txn_t *tx, const char *what, const char *id, int64_t d
                      const char *every, const char *event, const kith_json_t *payload)
 {
     if (need_write(tx, what)) return err_last()->code;
-    if (!plugin_name_ok(id, 64, ".-"))
+    if (!ident_ok(id, 64, ".-"))
         return err_set(KITH_EINVAL, "%s: id '%s' is not 1-64 of a-z 0-9 _ . -", what, id ? id : "");
     if (!event || !bus_event_is_domain(event))
         return err_set(KITH_EINVAL, "%s: '%s' is not a domain event name", what,

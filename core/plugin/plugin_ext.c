@@ -12,6 +12,7 @@
  */
 #include "plugin/plugin_int.h"
 
+#include "base/codec.h"
 #include "base/err.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -245,7 +246,7 @@ int plugin_respond_problem(kith_response_t *res, int status, const char *type, c
     if (!res || res->answered) return err_set(KITH_EINVAL, "respond_problem: already answered");
     if (status < 400 || status > 599)
         return err_set(KITH_EINVAL, "respond_problem: status %d is not an error", status);
-    if (!plugin_name_ok(type, 60, "-"))
+    if (!ident_ok(type, 60, "-"))
         return err_set(KITH_EINVAL, "respond_problem: type '%s' is not a slug", type ? type : "");
     res->answered = 1;
     res->problem = 1;

@@ -59,11 +59,11 @@ struct kith_plugin {
     char name[PLUGIN_NAME_MAX + 1];  /* as configured; then the descriptor's */
     char owner[PLUGIN_NAME_MAX + 8]; /* "plugin:<name>" */
     char version[64];
-    char file[PATH_MAX]; /* as found in a plugin directory */
-    char real[PATH_MAX]; /* what it resolves to */
+    char file[PATH_MAX];            /* as found in a plugin directory */
+    char real[PATH_MAX];            /* what it resolves to */
     char reason[PLUGIN_REASON_MAX]; /* refused: why */
     int loaded;
-    int in_init; /* registrations are accepted */
+    int in_init;                         /* registrations are accepted */
     char conf_name[PLUGIN_NAME_MAX + 1]; /* the name in plugins.load (its config section) */
     void *dl;
     int fd; /* the checked open file, dlopened as /proc/self/fd/<fd>: open while
@@ -136,8 +136,5 @@ int plugin_code(int rc);
  * size, so an older, smaller struct reads as zeros. 0, or KITH_EINVAL if it
  * is smaller than min. */
 int plugin_struct_in(void *dst, size_t cap, const void *src, size_t min, const char *what);
-
-/* Whether s is 1..max of [a-z0-9_] (plus extra characters). */
-int plugin_name_ok(const char *s, size_t max, const char *extra);
 
 #endif

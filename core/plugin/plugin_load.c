@@ -15,6 +15,7 @@
  */
 #include "plugin/plugin_int.h"
 
+#include "base/codec.h"
 #include "base/err.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -42,17 +43,6 @@ _Static_assert((int)KITH_PLUGIN_EVETO == (int)KITH_EVETO &&
                "plugin error codes are the core's");
 
 #define DESC_MIN offsetof(kith_plugin_desc_t, config_schema)
-
-int plugin_name_ok(const char *s, size_t max, const char *extra)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > max) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-              (extra && strchr(extra, s[i]))))
-            return 0;
-    return 1;
-}
 
 int plugin_struct_in(void *dst, size_t cap, const void *src, size_t min, const char *what)
 {
@@ -116,7 +106,7 @@ int plugin_reg_on(kith_plugin_t *p, const kith_hook_t *given)
     const char *event = def->event, *name = def->name;
     if (!event || !bus_event_name_ok(event, NULL))
         return err_set(KITH_EINVAL, "on: '%s' is not an event name", event ? event : "");
-    if (!plugin_name_ok(name, 64, ".-"))
+    if (!ident_ok(name, 64, ".-"))
         return err_set(KITH_EINVAL, "on: handler name '%s' is not 1-64 of a-z 0-9 _ . -",
                        name ? name : "");
     if (!def->fn) return err_set(KITH_EINVAL, "on %s: no function", event);
@@ -288,7 +278,7 @@ static int route_conflict(const struct kith_plugin *p, int method, const char *p
         if (same_shape(&a, &b))
             return err_set(KITH_EEXIST, "the same paths as the core route %s", core[i].name);
         if (literals(&a) <= literals(&b)) continue; /* the core route wins where both match */
-        int bare = literals(&b) == 1; /* /v1/{collection}, /v1/{collection}/{id} */
+        int bare = literals(&b) == 1;               /* /v1/{collection}, /v1/{collection}/{id} */
         if (!bare)
             return err_set(KITH_EEXIST, "it would take requests of the core route %s (%s)",
                            core[i].name, core[i].pattern);
@@ -332,7 +322,7 @@ int plugin_reg_route(kith_plugin_t *p, const kith_route_t *given)
                        "route: '%s' is not a path under /v1/ (segments of a-z 0-9 _ - . or "
                        "{name}, at most %d of them parameters)",
                        def->pattern ? def->pattern : "", HTTP_PARAMS_MAX);
-    if (!plugin_name_ok(def->name, 64, "."))
+    if (!ident_ok(def->name, 64, "."))
         return err_set(KITH_EINVAL, "route %s: name '%s' is not 1-64 of a-z 0-9 _ .", def->pattern,
                        def->name ? def->name : "");
     const char *act = def->action ? def->action : "";
@@ -342,7 +332,7 @@ int plugin_reg_route(kith_plugin_t *p, const kith_route_t *given)
                        "route %s: action '%s' is not a record action, a "
                        "capability or \"any\"",
                        def->pattern, act);
-    if (rec && (!def->collection || !plugin_name_ok(def->collection, 63, "-")))
+    if (rec && (!def->collection || !ident_ok(def->collection, 63, "-")))
         return err_set(KITH_EINVAL, "route %s: action '%s' needs a collection", def->pattern, act);
     if (!def->fn) return err_set(KITH_EINVAL, "route %s: no function", def->pattern);
     if (route_conflict(p, method, def->pattern))
@@ -393,8 +383,8 @@ int plugin_reg_collection(kith_plugin_t *p, const char *def_json)
                 memcmp(g.s[1], name, g.len[1]) == 0) {
                 json_decref(d);
                 return err_set(KITH_EEXIST,
-                               "collection %s: plugin %s's route %s answers its record paths",
-                               name, q->name, q->routes[i].pattern);
+                               "collection %s: plugin %s's route %s answers its record paths", name,
+                               q->name, q->routes[i].pattern);
             }
         }
     }
@@ -407,7 +397,7 @@ int plugin_reg_every(kith_plugin_t *p, const char *id, const char *spec, const c
                      const kith_json_t *payload)
 {
     if (need_init(p, "every_declare")) return KITH_EPERM;
-    if (!plugin_name_ok(id, 64, ".-"))
+    if (!ident_ok(id, 64, ".-"))
         return err_set(KITH_EINVAL, "every_declare: id '%s' is not 1-64 of a-z 0-9 _ . -",
                        id ? id : "");
     sched_every_t e;
@@ -432,7 +422,7 @@ int plugin_reg_every(kith_plugin_t *p, const char *id, const char *spec, const c
 kith_counter_t *plugin_reg_counter(kith_plugin_t *p, const char *name, const char *help)
 {
     if (need_init(p, "counter")) return NULL;
-    if (!plugin_name_ok(name, 48, NULL)) {
+    if (!ident_ok(name, 48, NULL)) {
         err_set(KITH_EINVAL, "counter: '%s' is not 1-48 of a-z 0-9 _", name ? name : "");
         return NULL;
     }
@@ -584,8 +574,7 @@ static int config_apply(struct kith_plugin *p, const json_t *given)
 {
     json_t *out = json_object();
     json_t *schema = NULL;
-    const char *stext =
-        p->desc->config_schema; /* zero when the descriptor stops before it */
+    const char *stext = p->desc->config_schema; /* zero when the descriptor stops before it */
     if (stext) {
         schema = json_parse(stext, strlen(stext));
         if (!schema || !json_is_object(schema)) {
@@ -673,7 +662,7 @@ static int load_one(struct plugin_set *ps, struct kith_plugin *p, const char *da
     if (d->min_api_level > KITH_API_LEVEL)
         return refuse(p, "needs API level %u; this kith offers %d", d->min_api_level,
                       KITH_API_LEVEL);
-    if (!plugin_name_ok(d->name, PLUGIN_NAME_MAX, NULL))
+    if (!ident_ok(d->name, PLUGIN_NAME_MAX, NULL))
         return refuse(p, "its descriptor's name is not 1-32 of a-z 0-9 _");
     for (size_t i = 0; i < ps->n; i++)
         if (ps->v[i] != p && ps->v[i]->loaded && strcmp(ps->v[i]->name, d->name) == 0)

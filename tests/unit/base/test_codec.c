@@ -139,10 +139,25 @@ static void utf8_sequences(void **state)
                      utf8_seq_len((const uint8_t *)cases[i].s, cases[i].n), cases[i].want);
 }
 
+static void identifiers(void **state)
+{
+    (void)state;
+    assert_true(ident_ok("hello_2", 32, NULL));
+    assert_true(ident_ok("a", 1, NULL));
+    assert_false(ident_ok("ab", 1, NULL));
+    assert_false(ident_ok("", 32, NULL));
+    assert_false(ident_ok(NULL, 32, NULL));
+    assert_false(ident_ok("Hello", 32, NULL));
+    assert_false(ident_ok("a-b", 32, NULL));
+    assert_true(ident_ok("a-b.c", 32, ".-"));
+    assert_false(ident_ok("a/b", 32, ".-"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hex),
+        cmocka_unit_test(identifiers),
         cmocka_unit_test(b64url_vectors),
         cmocka_unit_test(b64url_round_trip),
         cmocka_unit_test(b64url_refusals),
