@@ -99,8 +99,8 @@ void lua_shipped_describe(const char *name, const char *src, size_t len, lua_shi
 /* The shipped rules (modules = 0: scripts/<name>.lua with a script name) or
  * modules (modules = 1: scripts/lib, subfolders as dotted names), sorted by
  * name, into *out (the caller frees; NULL when there are none). Returns how
- * many, or a negative KITH_E* code (a missing directory is no error: none).
- * Files that cannot be read are left out. Any thread. */
+ * many (a missing directory: none). Files that cannot be read are left out.
+ * Any thread. */
 int lua_shipped_list(int modules, lua_shipped_t **out);
 
 #endif

@@ -318,3 +318,26 @@ def test_a_signal_still_removes_the_copy(server, tmp_path):
             proc.wait()
     assert proc.returncode == -signal.SIGTERM, proc.returncode
     assert os.listdir(tmpdir) == []
+
+
+HOOKS = """
+describe("hooks", function()
+  it("first", function() kith.log.info("body 1") end)
+  -- declared after the first it: still runs around it
+  before_each(function() kith.log.info("before") end)
+  after_each(function() kith.log.info("after") end)
+  it("second fails", function()
+    kith.log.info("body 2")
+    expect(1).to_be(2)
+  end)
+end)
+"""
+
+
+def test_before_and_after_each_wrap_every_test_even_a_failing_one(server, tmp_path):
+    setup_default(server)
+    p = kith_test(server, tmp_path, {"hooks.lua": HOOKS}, check=1)
+    trace = [l.strip() for l in lines(p) if l.strip() in
+             ("# before", "# after", "# body 1", "# body 2")]
+    assert trace == ["# before", "# body 1", "# after", "# before", "# body 2", "# after"], \
+        p.stdout
