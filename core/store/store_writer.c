@@ -154,10 +154,90 @@ static void reload_after_reopen(store_t *st)
     }
 }
 
-/* Runs ops[0..n) as one transaction. Returns 0 when every op has a status, or
- * STORE_ETXNFULL when the caller should split the batch. */
-static int batch_run(store_t *st, store_op_t **ops, size_t n)
+/* Group commit works only if a batch holds every op that is ready. When a
+ * commit completes, the loop resubmits its clients' next ops one by one; the
+ * first one wakes us, and committing at once would split the burst (a batch of
+ * 200, then one of 56, each paying a full fsync). So we expect as many ops as
+ * the recent batches held and wait while they are still arriving: at most
+ * SETTLE_STEP_NS for each next op, SETTLE_MAX_NS of waiting in all, and we
+ * take no more once the batch has been open BATCH_OPEN_MAX_NS (a steady
+ * stream would otherwise hold its commit back). When one op is expected (a
+ * lone client), we do not wait at all.
+ *
+ * The ops that have arrived run while the rest are still arriving: the batch
+ * transaction is open from its first op, and the writer takes the next ones
+ * from the queue as it reaches the end of what it has. Waiting for the whole
+ * burst first and then running it left the writer idle while the I/O thread
+ * parsed requests, and the I/O thread idle while the writer ran them: at 64
+ * connections a third of each commit cycle. */
+#define SETTLE_STEP_NS     50000
+#define SETTLE_MAX_NS      2000000
+#define BATCH_OPEN_MAX_NS  5000000
+
+/* A batch being gathered: ops[0..n) so far, room for cap. While pull is set
+ * the writer takes more from the queue (batch_pull); a batch that runs again
+ * (a grown map, a split) runs only what it has. */
+typedef struct batch {
+    store_op_t **ops;
+    size_t n, cap;
+    int pull;
+    size_t expect;    /* as many as the recent batches held */
+    uint64_t t0;      /* when the batch opened */
+    uint64_t waited;  /* ns spent waiting for ops */
+} batch_t;
+
+static size_t settle_expect(const store_t *st)
 {
+    size_t e = 1;
+    for (size_t i = 0; i < ARRAY_LEN(st->recent_batch); i++)
+        if (st->recent_batch[i] > e) e = st->recent_batch[i];
+    return e < st->opts.batch_max ? e : st->opts.batch_max;
+}
+
+/* Appends the queued ops to b, waiting for them while the burst is still
+ * arriving, until b holds as many as expected. Returns how many it took; 0
+ * ends the gathering. */
+static size_t batch_pull(store_t *st, batch_t *b)
+{
+    if (!b->pull || b->n >= b->expect) {
+        b->pull = 0;
+        return 0;
+    }
+    size_t got = 0;
+    uv_mutex_lock(&st->q_lock);
+    while (!st->q_head && !st->stopping && b->n < b->expect && b->waited < SETTLE_MAX_NS) {
+        /* Submitters wake us only when the expected batch is complete: a
+         * wake-up per op costs a context switch each (a third of the
+         * writer's time in a VM); otherwise we look once per step. */
+        uint64_t w0 = uv_hrtime();
+        st->q_wake = b->expect - b->n;
+        uv_cond_timedwait(&st->q_cond, &st->q_lock, SETTLE_STEP_NS);
+        st->q_wake = 0;
+        b->waited += uv_hrtime() - w0;
+        if (!st->q_head) break; /* the burst is over */
+    }
+    if (uv_hrtime() - b->t0 < BATCH_OPEN_MAX_NS) {
+        while (st->q_head && b->n < b->cap) {
+            store_op_t *op = st->q_head;
+            st->q_head = op->next;
+            op->next = NULL;
+            b->ops[b->n++] = op;
+            st->q_len--;
+            got++;
+        }
+        if (!st->q_head) st->q_tail = NULL;
+    }
+    uv_mutex_unlock(&st->q_lock);
+    if (!got) b->pull = 0;
+    return got;
+}
+
+/* Runs b's ops as one transaction, taking more while it gathers. Returns 0
+ * when every op has a status, or STORE_ETXNFULL when the caller should split
+ * the batch. */
+static int batch_run(store_t *st, batch_t *b)
+{
+    store_op_t **ops = b->ops;
     int delivering = 0; /* once due, also in an attempt that runs again (the kick is spent) */
     for (int attempt = 0;; attempt++) {
         MDB_txn *parent;
@@ -169,7 +249,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             err_diag_t d;
             store_mdb_err(rc, "begin write transaction");
             err_save(&d);
-            for (size_t i = 0; i < n; i++) {
+            for (size_t i = 0; i < b->n; i++) {
                 store_op_reset(ops[i]);
                 op_fail_diag(ops[i], &d, d.code);
             }
@@ -190,7 +270,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             mdb_txn_abort(parent);
             err_diag_t d;
             err_save(&d);
-            for (size_t i = 0; i < n; i++) {
+            for (size_t i = 0; i < b->n; i++) {
                 store_op_reset(ops[i]);
                 op_fail_diag(ops[i], &d, d.code);
             }
@@ -216,7 +296,8 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
                 st->delivered_upto = w.committed;
             }
         }
-        for (size_t i = 0; i < n && !retry; i++) {
+        for (size_t i = 0; !retry; i++) {
+            if (i == b->n && !batch_pull(st, b)) break;
             store_op_t *op = ops[i];
             store_op_reset(op);
             err_clear();
@@ -259,6 +340,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
                 op->diag->code = rc; /* the op's status is the truth */
             }
         }
+        b->pull = 0; /* another attempt runs what this one gathered */
         if (!retry && w.seq != st->seq) {
             w.txn = parent;
             rc = store_meta_put_u64(parent, st, "seq", w.seq);
@@ -292,7 +374,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             if (grc == 0 && attempt < 64) continue;
             err_diag_t d;
             err_save(&d);
-            for (size_t i = 0; i < n; i++) {
+            for (size_t i = 0; i < b->n; i++) {
                 store_op_reset(ops[i]);
                 op_fail_diag(ops[i], &d, KITH_ENOSPC);
             }
@@ -300,8 +382,8 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
         }
         if (rc == STORE_ETXNFULL) {
             store_schema_unref(w.schema);
-            if (n > 1) return STORE_ETXNFULL;
-            if (n == 0) {
+            if (b->n > 1) return STORE_ETXNFULL;
+            if (b->n == 0) {
                 log_error("store", "%s: after-hook deliveries too large for one transaction",
                           st->dir);
                 return 0;
@@ -314,8 +396,8 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
             /* Nothing of this batch is stored: never report success. */
             store_schema_unref(w.schema);
             const char *why = rc == MDB_PANIC ? "LMDB panic" : mdb_strerror(rc);
-            log_error("store", "%s: commit of %zu op(s) failed: %s", st->dir, n, why);
-            for (size_t i = 0; i < n; i++) {
+            log_error("store", "%s: commit of %zu op(s) failed: %s", st->dir, b->n, why);
+            for (size_t i = 0; i < b->n; i++) {
                 store_op_reset(ops[i]);
                 op_fail(ops[i], KITH_EIO, "commit failed (%s); nothing was written", why);
             }
@@ -330,6 +412,7 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
         }
         if (w.jobs_changed) jobs_recount(st);
         st->fill_due = 1;
+        size_t n = b->n;
         if (n == 0) return 0; /* deliveries alone: not a client batch */
         atomic_fetch_add(&st->n_commits, 1);
         int bucket = 0;
@@ -345,7 +428,8 @@ static int batch_run(store_t *st, store_op_t **ops, size_t n)
 
 static void batch_run_split(store_t *st, store_op_t **ops, size_t n)
 {
-    if (batch_run(st, ops, n) == STORE_ETXNFULL) {
+    batch_t b = {.ops = ops, .n = n, .cap = n};
+    if (batch_run(st, &b) == STORE_ETXNFULL) {
         batch_run_split(st, ops, n / 2);
         batch_run_split(st, ops + n / 2, n - n / 2);
     }
@@ -359,22 +443,28 @@ static void fill_ahead(store_t *st)
     store_env_fill_ahead(st);
 }
 
-static void batch_process(store_t *st, store_op_t *head, size_t n)
+/* Runs b (gathering more while b->pull), then completes its ops. */
+static void batch_process(store_t *st, batch_t *b)
 {
-    store_op_t *stackv[256];
-    store_op_t **ops = n <= 256 ? stackv : xmalloc(n * sizeof *ops);
-    size_t i = 0;
-    for (store_op_t *op = head; op; op = op->next)
-        ops[i++] = op;
-    batch_run_split(st, ops, n);
+    if (batch_run(st, b) == STORE_ETXNFULL) {
+        batch_run_split(st, b->ops, b->n / 2);
+        batch_run_split(st, b->ops + b->n / 2, b->n - b->n / 2);
+    }
     /* The inputs are freed with the op, on the thread that made them:
      * freeing them here took the I/O thread's malloc arena lock for every
      * value and held both threads up (a fifth of a CSV import's writer
      * time went to that lock). */
-    for (i = 0; i < n; i++)
-        op_complete(st, ops[i]);
-    if (ops != stackv) free(ops);
+    for (size_t i = 0; i < b->n; i++)
+        op_complete(st, b->ops[i]);
     fill_ahead(st);
+}
+
+/* One op, now, on the caller's thread (no writer thread: the CLI). */
+static void batch_process_one(store_t *st, store_op_t *op)
+{
+    op->next = NULL;
+    batch_t b = {.ops = &op, .n = 1, .cap = 1};
+    batch_process(st, &b);
 }
 
 static size_t jobs_pending(store_t *st)
@@ -397,46 +487,11 @@ static void jobs_step_logged(store_t *st)
     }
 }
 
-/* Group commit works only if a batch holds every op that is ready. When a
- * commit completes, the loop resubmits its clients' next ops one by one; the
- * first one wakes us, and committing at once would split the burst (a batch of
- * 200, then one of 56, each paying a full fsync). So we expect as many ops as
- * the recent batches held and wait while they are still arriving: at most
- * SETTLE_STEP_NS for each next op, SETTLE_MAX_NS in all. When one op is
- * expected (a lone client), we do not wait at all. q_lock held. */
-#define SETTLE_STEP_NS 50000
-#define SETTLE_MAX_NS  2000000
-
-static size_t settle_expect(const store_t *st)
-{
-    size_t e = 1;
-    for (size_t i = 0; i < ARRAY_LEN(st->recent_batch); i++)
-        if (st->recent_batch[i] > e) e = st->recent_batch[i];
-    return e < st->opts.batch_max ? e : st->opts.batch_max;
-}
-
-static void settle(store_t *st)
-{
-    if (!st->q_head || st->stopping) return;
-    size_t expect = settle_expect(st);
-    uint64_t t0 = uv_hrtime();
-    size_t seen = st->q_len;
-    /* Submitters wake us only when the expected batch is complete: a wake-up
-     * per op costs a context switch each (a third of the writer's time in a
-     * VM); otherwise we look once per step. */
-    st->q_wake = expect;
-    while (seen < expect && uv_hrtime() - t0 < SETTLE_MAX_NS) {
-        uv_cond_timedwait(&st->q_cond, &st->q_lock, SETTLE_STEP_NS);
-        if (st->q_len == seen) break; /* the burst is over */
-        seen = st->q_len;
-    }
-    st->q_wake = 0;
-}
-
 static void writer_main(void *arg)
 {
     store_t *st = arg;
     store_grave_live(st->grave, 1);
+    store_op_t **ops = xmalloc(st->opts.batch_max * sizeof *ops);
     for (;;) {
         int jobs = jobs_pending(st) > 0;
         uv_mutex_lock(&st->q_lock);
@@ -451,33 +506,25 @@ static void writer_main(void *arg)
                 uv_cond_wait(&st->q_cond, &st->q_lock);
         }
         st->q_wake = 0;
-        if (st->q_head) settle(st);
-        store_op_t *head = st->q_head, *tail = head;
-        size_t n = 0;
-        if (head) {
-            n = 1;
-            while (tail->next && n < st->opts.batch_max) {
-                tail = tail->next;
-                n++;
-            }
-            st->q_head = tail->next;
-            if (!st->q_head) st->q_tail = NULL;
-            tail->next = NULL;
-            st->q_len -= n;
-        }
+        int head = st->q_head != NULL;
         int stopping = st->stopping;
         uv_mutex_unlock(&st->q_lock);
         if (atomic_load_explicit(&st->grave->n, memory_order_relaxed)) store_grave_drain(st->grave);
         if (head) {
-            st->recent_batch[st->nbatches++ % ARRAY_LEN(st->recent_batch)] = n;
-            batch_process(st, head, n);
+            batch_t b = {.ops = ops, .cap = st->opts.batch_max, .pull = 1,
+                         .expect = settle_expect(st), .t0 = uv_hrtime()};
+            batch_pull(st, &b); /* takes what is queued, without waiting */
+            batch_process(st, &b);
+            st->recent_batch[st->nbatches++ % ARRAY_LEN(st->recent_batch)] = b.n;
         } else if (deliver && !stopping) {
-            batch_run(st, NULL, 0); /* deliveries alone */
+            batch_t none = {0};
+            batch_run(st, &none); /* deliveries alone */
             fill_ahead(st);
         }
         if (jobs && !stopping) jobs_step_logged(st);
         if (!head && stopping) break;
     }
+    free(ops);
     store_grave_live(st->grave, 0); /* frees what is left; later frees are direct */
 }
 
@@ -534,8 +581,7 @@ void store_submit(store_t *st, store_op_t *op, loop_inbox_t *inbox, store_done_f
     op->waiter = NULL;
     if (!st->writer_started && !st->opts.read_only && !st->stopping) {
         /* No writer thread (CLI mode): run now, complete through the inbox. */
-        op->next = NULL;
-        batch_process(st, op, 1);
+        batch_process_one(st, op);
         while (store_jobs_step(st) == 1) {
         }
         return;
@@ -550,8 +596,7 @@ int store_exec(store_t *st, store_op_t *op)
         op->inbox = NULL;
         op->done = NULL;
         op->waiter = NULL;
-        op->next = NULL;
-        batch_process(st, op, 1);
+        batch_process_one(st, op);
         while (store_jobs_step(st) == 1) {
         }
         if (op->status && op->diag) err_restore(op->diag);

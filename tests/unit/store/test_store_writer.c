@@ -777,6 +777,48 @@ static void close_with_ops_queued(void **state)
     tu_store_close(f->st, f->dir);
 }
 
+/* Once the batches hold several ops, a batch takes the ops that arrive while
+ * it runs: ops queued while its first op runs (held at a gate) commit with it,
+ * once. A lone op's batch (nothing recent to expect) does not wait. */
+static void batch_takes_ops_that_arrive_while_it_runs(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 6 };
+    store_stats_t s0, s1, s2;
+
+    /* a lone op expects no company: the queued ones are a batch of their own */
+    store_stats_get(f->st, &s0);
+    tu_loop_t l;
+    tu_loop_init(&l);
+    store_op_t *ops[2 * N];
+    for (int i = 0; i < 2 * N; i++)
+        ops[i] = op_create_j("people", jf("{\"email\":\"g%d@x.io\",\"name\":\"G\"}", i));
+    tu_gate_t g;
+    tu_gate_hold(f->st, &g);
+    for (int i = 0; i < N; i++)
+        tu_loop_submit(&l, f->st, ops[i], NULL);
+    tu_gate_release(&g);
+    tu_loop_finish(&l);
+    store_stats_get(f->st, &s1);
+    assert_int_equal(s1.commits - s0.commits, 2);
+
+    /* the last batch held N: the next gathers what queues while its gate runs */
+    tu_loop_init(&l);
+    tu_gate_hold(f->st, &g);
+    for (int i = N; i < 2 * N; i++)
+        tu_loop_submit(&l, f->st, ops[i], NULL);
+    tu_gate_release(&g);
+    tu_loop_finish(&l);
+    store_stats_get(f->st, &s2);
+    assert_int_equal(s2.commits - s1.commits, 1);
+    assert_int_equal(s2.ops - s1.ops, N + 1);
+    for (int i = 0; i < 2 * N; i++) {
+        if (ops[i]->status) fail_msg("op %d: %s", i, tu_op_msg(ops[i]));
+        store_op_free(ops[i]);
+    }
+    assert_int_equal(tu_count(f->st, "people"), 2 * N);
+}
+
 /* ---- e. no writer thread ------------------------------------------------ */
 
 typedef struct where {
@@ -855,6 +897,8 @@ int main(void)
         cmocka_unit_test(map_grows_under_load),
         cmocka_unit_test_setup_teardown(exec_from_many_threads, setup, teardown),
         cmocka_unit_test(close_with_ops_queued),
+        cmocka_unit_test_setup_teardown(batch_takes_ops_that_arrive_while_it_runs, setup,
+                                        teardown),
         cmocka_unit_test(no_writer_runs_inline),
         cmocka_unit_test_setup_teardown(writer_runs_ops_on_its_thread, setup, teardown),
     };
