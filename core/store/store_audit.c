@@ -7,6 +7,14 @@
  * reordering an entry breaks the chain, which `kith check` verifies. An entry
  * for a write is appended in the write's own nested transaction, so it exists
  * exactly when the write does.
+ *
+ * A request that writes many records (an import, a bulk write) gives all its
+ * ops one `who`. Consecutive writes of one request, action and collection in
+ * a batch share one entry: its ids in the order written and the union of the
+ * fields written, appended to the batch transaction when the run ends (the
+ * next op belongs to someone else, or the batch commits). Only the ops that
+ * committed join. An entry per row made an import's audit log 1.7 times the
+ * size of its records and its hashing a tenth of the writer's time.
  */
 #include "store/store_int.h"
 
@@ -125,12 +133,93 @@ static int revealed_key(void *ctx, const char *key, size_t klen)
     return 0;
 }
 
+/* The fields the op wrote, as members of a JSON array, each once in *b. */
+static void add_fields(buf_t *b, const store_op_t *op)
+{
+    if (op->kind == STORE_OP_DELETE || !json_is_object(op->data)) return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(op->data, k, v)
+    {
+        /* field names are identifiers: no escapes, so the quoted name is
+         * found exactly */
+        size_t kl = strlen(k);
+        int seen = 0;
+        for (const char *p = b->p, *e = b->p + b->len; p && p + kl + 2 <= e;) {
+            p = memmem(p, (size_t)(e - p), k, kl);
+            if (!p) break;
+            if (p > b->p && p[-1] == '"' && p + kl < e && p[kl] == '"') {
+                seen = 1;
+                break;
+            }
+            p += kl;
+        }
+        if (seen) continue;
+        if (b->len) buf_addc(b, ',');
+        json_write_cstr(b, k);
+    }
+}
+
+static void add_id(buf_t *b, const store_op_t *op, int sep)
+{
+    char s[ID_TEXT_LEN + 1];
+    id_encode(&op->rid, s);
+    if (sep) buf_addc(b, ',');
+    json_write_str(b, s, ID_TEXT_LEN);
+}
+
+int store_audit_run_joins(const store_wtxn_t *w, const store_op_t *op)
+{
+    const store_op_t *f = w->arun.first;
+    return !f || (op->audit == f->audit && op->kind == f->kind && strcmp(op->coll, f->coll) == 0);
+}
+
+void store_audit_run_add(store_wtxn_t *w, const store_op_t *op)
+{
+    if (!w->arun.first) w->arun.first = op;
+    add_id(&w->arun.ids, op, w->arun.ids.len > 0);
+    add_fields(&w->arun.fields, op);
+}
+
+int store_audit_run_flush(store_wtxn_t *w)
+{
+    const store_op_t *f = w->arun.first;
+    if (!f) return 0;
+    buf_t b = BUF_INIT;
+    int rc = audit_start(w, &b, f->audit, op_actions[f->kind], f->coll);
+    if (rc == 0) {
+        buf_adds(&b, ",\"ids\":[");
+        buf_add(&b, w->arun.ids.p, w->arun.ids.len);
+        buf_adds(&b, "],\"fields\":[");
+        buf_add(&b, w->arun.fields.p, w->arun.fields.len);
+        buf_addc(&b, ']');
+        rc = audit_finish(w, &b);
+    }
+    buf_free(&b);
+    w->arun.first = NULL;
+    buf_reset(&w->arun.ids);
+    buf_reset(&w->arun.fields);
+    return rc;
+}
+
+void store_audit_run_free(store_wtxn_t *w)
+{
+    w->arun.first = NULL;
+    buf_free(&w->arun.ids);
+    buf_free(&w->arun.fields);
+}
+
 int store_audit_op(store_wtxn_t *w, store_op_t *op)
 {
     /* "reveal": the caller sees its answer's sensitive fields in clear, so even
      * an update that changed nothing is recorded (as what it showed) */
     int reveal = op->audit && json_is_true(json_object_get(op->audit, "reveal"));
     if (!op->audit || op->idem_replayed || (op->nochange && !reveal)) return 0;
+    if (op == w->audit_defer_op && !reveal && op->kind != STORE_OP_AUDIT &&
+        (op->kind <= STORE_OP_DELETE || op->kind == STORE_OP_UPSERT)) {
+        w->audit_deferred = 1;
+        return 0;
+    }
     buf_t b = BUF_INIT;
     int rc;
     if (op->kind == STORE_OP_AUDIT) {
@@ -157,24 +246,14 @@ int store_audit_op(store_wtxn_t *w, store_op_t *op)
     }
     rc = audit_start(w, &b, op->audit, op_actions[op->kind], op->coll);
     if (rc == 0) {
+        buf_t part = BUF_INIT;
         buf_adds(&b, ",\"ids\":[");
-        if (op->kind <= STORE_OP_DELETE || op->kind == STORE_OP_UPSERT) {
-            char s[ID_TEXT_LEN + 1];
-            id_encode(&op->rid, s);
-            json_write_str(&b, s, ID_TEXT_LEN);
-        }
+        if (op->kind <= STORE_OP_DELETE || op->kind == STORE_OP_UPSERT) add_id(&b, op, 0);
         /* The fields the request wrote (a delete writes none). */
         buf_adds(&b, "],\"fields\":[");
-        if (op->kind != STORE_OP_DELETE && json_is_object(op->data)) {
-            const char *k;
-            json_t *v;
-            int n = 0;
-            json_object_foreach(op->data, k, v)
-            {
-                if (n++) buf_addc(&b, ',');
-                json_write_cstr(&b, k);
-            }
-        }
+        add_fields(&part, op);
+        buf_add(&b, part.p, part.len);
+        buf_free(&part);
         buf_addc(&b, ']');
         const store_coll_t *c = store_schema_coll(w->schema, op->coll);
         if (reveal && op->kind != STORE_OP_DELETE && c && op->json) {

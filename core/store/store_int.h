@@ -142,6 +142,14 @@ struct store_wtxn {
     int jobs_changed;
     uint64_t audit_seq;  /* the audit log's last entry (0: not read yet) */
     char audit_prev[64]; /* and its hash, hex */
+    /* One entry for a run of writes of one request (store_audit.c): the op
+     * whose entry may join the run, whether it did, and the run so far. */
+    const store_op_t *audit_defer_op;
+    int audit_deferred;
+    struct {
+        const store_op_t *first; /* NULL: no run */
+        buf_t ids, fields;
+    } arun;
 };
 
 /* ---- store_env.c ---- */
@@ -250,8 +258,18 @@ int store_idem_purge(store_t *st, MDB_txn *txn, int64_t now_us, size_t max);
 void store_op_fingerprint(const store_op_t *op, uint8_t fp[32]);
 
 /* ---- store_audit.c ---- */
-/* Appends op's audit entry (if it asked for one) in w. */
+/* Appends op's audit entry (if it asked for one) in w. For the batch's own op
+ * (w->audit_defer_op) a record write's entry is left for its run instead:
+ * w->audit_deferred says so, and the writer adds it once the op's nested
+ * transaction committed. */
 int store_audit_op(store_wtxn_t *w, store_op_t *op);
+/* Whether op's entry would join the run in progress (or there is none). */
+int store_audit_run_joins(const store_wtxn_t *w, const store_op_t *op);
+/* Adds the committed op to the run (starting one if there is none). */
+void store_audit_run_add(store_wtxn_t *w, const store_op_t *op);
+/* Writes the run's one entry in w->txn and ends the run (0 if none). */
+int store_audit_run_flush(store_wtxn_t *w);
+void store_audit_run_free(store_wtxn_t *w);
 /* Results the writer allocated and another thread released, for the writer
  * to free (store_op_free). Shared by the store and every op submitted to it
  * (reference-counted), so an op freed after its store closed is safe. */

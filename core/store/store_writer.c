@@ -299,6 +299,15 @@ static int batch_run(store_t *st, batch_t *b)
         for (size_t i = 0; !retry; i++) {
             if (i == b->n && !batch_pull(st, b)) break;
             store_op_t *op = ops[i];
+            if (!store_audit_run_joins(&w, op)) {
+                /* the run's entry goes before this op's writes */
+                w.txn = parent;
+                rc = store_audit_run_flush(&w);
+                if (rc) {
+                    retry = rc; /* a failed batch (or one to run again) */
+                    break;
+                }
+            }
             store_op_reset(op);
             err_clear();
             MDB_txn *child;
@@ -310,7 +319,10 @@ static int batch_run(store_t *st, batch_t *b)
                 store_schema_ref(schema0);
                 uint64_t seq0 = w.seq;
                 w.txn = child;
+                w.audit_defer_op = op;
+                w.audit_deferred = 0;
                 rc = run_one(&w, op);
+                w.audit_defer_op = NULL;
                 /* a flagged retry wins over whatever the op made of it (a
                  * custom op or a plugin may have mapped the code) */
                 if (w.retry) rc = w.retry;
@@ -328,6 +340,7 @@ static int batch_run(store_t *st, batch_t *b)
                     store_schema_unref(schema0);
                     store_schema_ref(w.schema);
                     op->schema = w.schema;
+                    if (w.audit_deferred) store_audit_run_add(&w, op);
                 }
             }
             if (STORE_RETRYABLE(rc)) {
@@ -341,6 +354,11 @@ static int batch_run(store_t *st, batch_t *b)
             }
         }
         b->pull = 0; /* another attempt runs what this one gathered */
+        if (!retry) {
+            w.txn = parent;
+            rc = store_audit_run_flush(&w);
+            if (rc) retry = rc;
+        }
         if (!retry && w.seq != st->seq) {
             w.txn = parent;
             rc = store_meta_put_u64(parent, st, "seq", w.seq);
@@ -368,6 +386,7 @@ static int batch_run(store_t *st, batch_t *b)
             else if (rc == MDB_TXN_FULL)
                 rc = STORE_ETXNFULL;
         }
+        store_audit_run_free(&w);
         if (rc == STORE_EMAPFULL || rc == STORE_ERESIZED) {
             store_schema_unref(w.schema);
             int grc = rc == STORE_EMAPFULL ? store_env_grow(st) : store_env_adopt(st);

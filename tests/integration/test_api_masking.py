@@ -517,7 +517,7 @@ def test_audit_records_writes(world):
     assert bulk.status == 200, bulk
     bres = [json.loads(x) for x in bulk.body.decode().splitlines()]
     bid = bres[0]["id"]
-    # import: one entry per row
+    # import: the rows a batch committed share one entry (ids in order)
     imp = ks.send_whole(srv, "POST", "/v1/contacts/import", key=mgr, ctype="text/csv",
                         body="name,city\r\nimp-1,Graz\r\nimp-2,Linz\r\n")
     assert imp.status == 200 and imp.json["created"] == 2, imp
@@ -538,8 +538,11 @@ def test_audit_records_writes(world):
     assert got == [("create", (bid,), ("city", "name")), ("update", (sid,), ("city",))], es
     assert all(e["actor"] == world.key_ids["manager"] for e in es)
     es = entries_for(entries, imp.headers["x-request-id"])
-    assert [e["action"] for e in es] == ["create", "create"], es
-    assert all(set(e["fields"]) == {"name", "city"} for e in es), es
+    assert es and all(e["action"] == "create" and set(e["fields"]) == {"name", "city"}
+                      and e["actor"] == world.key_ids["manager"] for e in es), es
+    made = [srv.req("GET", f"/v1/contacts?name={n}", key=a).json["data"] for n in ("imp-1", "imp-2")]
+    assert [len(m) for m in made] == [1, 1], made
+    assert [i for e in es for i in e["ids"]] == [m[0]["id"] for m in made], es
     # refused writes leave no entry
     r = srv.req("DELETE", f"/v1/contacts/{sid}", key=sales)
     assert ks.is_forbidden(r)

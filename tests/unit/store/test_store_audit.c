@@ -181,6 +181,92 @@ static void chain_over_mixed_batches(void **state)
     tu_store_close(st, dir);
 }
 
+static store_op_t *create_as(const char *fields, json_t *w)
+{
+    json_t *f = tu_json(fields);
+    store_op_t *op = store_op_create("contacts", f);
+    json_decref(f);
+    store_op_set_audit(op, w);
+    return op;
+}
+
+static void entry_is(json_t *e, const char *action, const char *actor, store_op_t **ops,
+                     size_t nids, const char *const *fields, size_t nfields)
+{
+    assert_string_equal(str(e, "action"), action);
+    assert_string_equal(str(e, "actor"), actor);
+    char ids[8][ID_TEXT_LEN + 1];
+    const char *want[8];
+    for (size_t i = 0; i < nids; i++) {
+        id_encode(&ops[i]->rid, ids[i]);
+        want[i] = ids[i];
+    }
+    strings_equal(json_object_get(e, "ids"), want, nids);
+    strings_equal(json_object_get(e, "fields"), fields, nfields);
+}
+
+/* One request's consecutive writes in a batch (an import's rows: one `who`
+ * for all) share one entry: the ids that committed, in order, and the union
+ * of the fields written. Another request's write, or another action, ends
+ * the run, and the entries keep the order of the writes. */
+static void one_request_one_entry_per_run(void **state)
+{
+    (void)state;
+    char *dir;
+    store_t *st = tu_store_open(&dir, 0, 0);
+    tu_schema(st, contacts);
+    json_t *bulk = who("bulk", 0), *carol = who("carol", 0);
+    store_op_t *pre = create_as("{\"name\":\"pre\"}", carol);
+    assert_int_equal(store_exec(st, pre), 0);
+    json_t *before = audit_entries(st);
+    size_t base = json_array_size(before);
+    json_decref(before);
+
+    json_t *patch = tu_json("{\"phone\":\"+41 44 668 18 00\"}");
+    store_op_t *ops[9] = {
+        create_as("{\"name\":\"a\"}", bulk),
+        create_as("{\"name\":\"b\",\"phone\":\"+41 44 668 18 00\"}", bulk),
+        create_as("{\"name\":\"c\",\"nosuch\":1}", bulk), /* fails: no entry */
+        create_as("{\"phone\":\"+41 44 668 18 01\",\"name\":\"d\"}", bulk),
+        create_as("{\"name\":\"e\"}", carol), /* another request */
+        create_as("{\"name\":\"f\"}", bulk),
+        create_as("{\"name\":\"g\"}", bulk),
+        store_op_update("contacts", &pre->rid, patch, 0), /* another action */
+        create_as("{\"name\":\"h\"}", bulk),
+    };
+    json_decref(patch);
+    store_op_set_audit(ops[7], bulk);
+    one_batch(st, ops, 9);
+    for (int i = 0; i < 9; i++)
+        if (i == 2)
+            assert_int_not_equal(ops[i]->status, 0);
+        else if (ops[i]->status)
+            fail_msg("op %d: %s", i, tu_op_msg(ops[i]));
+
+    json_t *all = audit_entries(st);
+    assert_int_equal(json_array_size(all), base + 5);
+    const char *name[] = {"name"}, *name_phone[] = {"name", "phone"}, *phone[] = {"phone"};
+    entry_is(json_array_get(all, base), "create", "bulk", (store_op_t *[]){ops[0], ops[1], ops[3]},
+             3, name_phone, 2);
+    entry_is(json_array_get(all, base + 1), "create", "carol", &ops[4], 1, name, 1);
+    entry_is(json_array_get(all, base + 2), "create", "bulk", &ops[5], 2, name, 1);
+    entry_is(json_array_get(all, base + 3), "update", "bulk", &pre, 1, phone, 1);
+    entry_is(json_array_get(all, base + 4), "create", "bulk", &ops[8], 1, name, 1);
+    json_decref(all);
+    for (int i = 0; i < 9; i++)
+        store_op_free(ops[i]);
+    store_op_free(pre);
+    json_decref(bulk);
+    json_decref(carol);
+
+    char *problems;
+    store_check_report_t rep = tu_check(st, &problems);
+    if (rep.problems) fail_msg("store_check: %s", problems);
+    free(problems);
+    assert_int_equal(rep.audit_entries, base + 5);
+    tu_store_close(st, dir);
+}
+
 /* Rewrites one byte of entry 2's body: the chain no longer verifies. */
 static int tamper(MDB_txn *txn, MDB_dbi dbi, void *ctx)
 {
@@ -228,6 +314,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(chain_over_mixed_batches),
+        cmocka_unit_test(one_request_one_entry_per_run),
         cmocka_unit_test(tampering_is_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
