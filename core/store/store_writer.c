@@ -159,10 +159,10 @@ static void reload_after_reopen(store_t *st)
  * first one wakes us, and committing at once would split the burst (a batch of
  * 200, then one of 56, each paying a full fsync). So we expect as many ops as
  * the recent batches held and wait while they are still arriving: at most
- * SETTLE_STEP_NS for each next op, SETTLE_MAX_NS of waiting in all, and we
- * take no more once the batch has been open BATCH_OPEN_MAX_NS (a steady
- * stream would otherwise hold its commit back). When one op is expected (a
- * lone client), we do not wait at all.
+ * SETTLE_STEP_NS for each next op, SETTLE_MAX_NS of waiting in all. A batch
+ * takes no more once it holds as many as expected, so a steady stream cannot
+ * hold its commit back. When one op is expected (a lone client), we do not
+ * wait at all.
  *
  * The ops that have arrived run while the rest are still arriving: the batch
  * transaction is open from its first op, and the writer takes the next ones
@@ -170,9 +170,8 @@ static void reload_after_reopen(store_t *st)
  * burst first and then running it left the writer idle while the I/O thread
  * parsed requests, and the I/O thread idle while the writer ran them: at 64
  * connections a third of each commit cycle. */
-#define SETTLE_STEP_NS     50000
-#define SETTLE_MAX_NS      2000000
-#define BATCH_OPEN_MAX_NS  5000000
+#define SETTLE_STEP_NS 50000
+#define SETTLE_MAX_NS  2000000
 
 /* A batch being gathered: ops[0..n) so far, room for cap. While pull is set
  * the writer takes more from the queue (batch_pull); a batch that runs again
@@ -181,9 +180,8 @@ typedef struct batch {
     store_op_t **ops;
     size_t n, cap;
     int pull;
-    size_t expect;    /* as many as the recent batches held */
-    uint64_t t0;      /* when the batch opened */
-    uint64_t waited;  /* ns spent waiting for ops */
+    size_t expect;   /* as many as the recent batches held */
+    uint64_t waited; /* ns spent waiting for ops */
 } batch_t;
 
 static size_t settle_expect(const store_t *st)
@@ -216,17 +214,15 @@ static size_t batch_pull(store_t *st, batch_t *b)
         b->waited += uv_hrtime() - w0;
         if (!st->q_head) break; /* the burst is over */
     }
-    if (uv_hrtime() - b->t0 < BATCH_OPEN_MAX_NS) {
-        while (st->q_head && b->n < b->cap) {
-            store_op_t *op = st->q_head;
-            st->q_head = op->next;
-            op->next = NULL;
-            b->ops[b->n++] = op;
-            st->q_len--;
-            got++;
-        }
-        if (!st->q_head) st->q_tail = NULL;
+    while (st->q_head && b->n < b->cap) {
+        store_op_t *op = st->q_head;
+        st->q_head = op->next;
+        op->next = NULL;
+        b->ops[b->n++] = op;
+        st->q_len--;
+        got++;
     }
+    if (!st->q_head) st->q_tail = NULL;
     uv_mutex_unlock(&st->q_lock);
     if (!got) b->pull = 0;
     return got;
@@ -531,7 +527,7 @@ static void writer_main(void *arg)
         if (atomic_load_explicit(&st->grave->n, memory_order_relaxed)) store_grave_drain(st->grave);
         if (head) {
             batch_t b = {.ops = ops, .cap = st->opts.batch_max, .pull = 1,
-                         .expect = settle_expect(st), .t0 = uv_hrtime()};
+                         .expect = settle_expect(st)};
             batch_pull(st, &b); /* takes what is queued, without waiting */
             batch_process(st, &b);
             st->recent_batch[st->nbatches++ % ARRAY_LEN(st->recent_batch)] = b.n;
