@@ -235,6 +235,13 @@ int config_load(config_t *c, const char *data_dir)
         if (rc == 0) rc = get_ms(l, "drain_timeout_ms", &c->drain_timeout_ms, path);
         if (rc == 0) rc = get_size(l, "page_max", 1, 10000, &c->page_max, path);
     }
+    if (rc == 0 && p) c->plugins = json_incref(p);
     json_decref(j);
     return rc;
+}
+
+void config_release(config_t *c)
+{
+    if (c->plugins) json_decref(c->plugins);
+    c->plugins = NULL;
 }

@@ -33,14 +33,19 @@ typedef struct config {
     uint32_t drain_timeout_ms;  /* SIGTERM: wait this long for requests in flight */
     size_t page_max;            /* most records in one page: 1000 */
     int log_requests;           /* one log line per request */
+    /* kith.json's "plugins" section as config_load checked it (a reference),
+     * or NULL: plugin_load_all reads this, not the file again */
+    struct json_t *plugins;
 } config_t;
 
 /* Defaults for a data directory. */
 void config_defaults(config_t *c, const char *data_dir);
 
 /* Reads <data_dir>/kith.json over the defaults. 0, or KITH_EINVAL / KITH_EIO
- * with a message naming the file and key. */
+ * with a message naming the file and key. A loaded config holds the plugins
+ * section: config_release() when done with it (safe to repeat). */
 int config_load(config_t *c, const char *data_dir);
+void config_release(config_t *c);
 
 /* Parses "HOST:PORT", "[v6]:PORT" or ":PORT" into c. 0 or KITH_EINVAL. */
 int config_set_listen(config_t *c, const char *hostport);

@@ -11,6 +11,7 @@
 
 #include "base/codec.h"
 #include "base/err.h"
+#include "base/file.h"
 #include "base/mem.h"
 
 #include <dirent.h>
@@ -44,17 +45,12 @@ static int is_dir(const char *p)
 static void dir_find(void)
 {
     char exe[PATH_MAX], cand[PATH_MAX + 32];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(cand, sizeof cand, "%s/../share/kith/scripts", exe);
-            if (is_dir(cand) && realpath(cand, dir_default)) return;
-        }
+    if (file_exe_dir(exe, sizeof exe) == 0) {
+        snprintf(cand, sizeof cand, "%s/../share/kith/scripts", exe);
+        if (is_dir(cand) && realpath(cand, dir_default)) return;
     }
-    snprintf(dir_default, sizeof dir_default, "%s", KITH_SOURCE_SCRIPTS_DIR);
+    if (!realpath(KITH_SOURCE_SCRIPTS_DIR, dir_default))
+        snprintf(dir_default, sizeof dir_default, "%s", KITH_SOURCE_SCRIPTS_DIR);
 }
 
 const char *lua_scripts_dir(void)
@@ -64,19 +60,17 @@ const char *lua_scripts_dir(void)
     return dir_default;
 }
 
+/* Kept resolved when it exists, so a read resolves only the file's path. */
 void lua_scripts_dir_set(const char *dir)
 {
-    snprintf(dir_override, sizeof dir_override, "%s", dir ? dir : "");
+    if (!dir || !dir[0] || !realpath(dir, dir_override))
+        snprintf(dir_override, sizeof dir_override, "%s", dir ? dir : "");
 }
 
 char *lua_shipped_read(const char *rel, size_t *len)
 {
-    char root[PATH_MAX], path[PATH_MAX * 2], real[PATH_MAX];
-    const char *dir = lua_scripts_dir();
-    if (!realpath(dir, root)) {
-        err_set(KITH_ENOTFOUND, "%s: %s", dir, strerror(errno));
-        return NULL;
-    }
+    char path[PATH_MAX * 2], real[PATH_MAX];
+    const char *root = lua_scripts_dir(); /* resolved, unless it does not exist */
     snprintf(path, sizeof path, "%s/%s", root, rel);
     size_t rl = strlen(root);
     if (!realpath(path, real) || strncmp(real, root, rl) != 0 || real[rl] != '/') {
@@ -95,28 +89,8 @@ char *lua_shipped_read(const char *rel, size_t *len)
         err_set(KITH_ELIMIT, "%s: larger than %u bytes", rel, LUA_SCRIPT_MAX);
         return NULL;
     }
-    /* read one byte more than allowed: a file that grew is refused too */
-    char *buf = xmalloc(LUA_SCRIPT_MAX + 2);
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, LUA_SCRIPT_MAX + 1 - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            err_set(KITH_EIO, "%s: %s", rel, strerror(errno));
-            close(fd);
-            free(buf);
-            return NULL;
-        }
-        if (r == 0 || (n += (size_t)r) > LUA_SCRIPT_MAX) break;
-    }
+    char *buf = file_read_fd(fd, rel, LUA_SCRIPT_MAX, len);
     close(fd);
-    if (n > LUA_SCRIPT_MAX) {
-        free(buf);
-        err_set(KITH_ELIMIT, "%s: larger than %u bytes", rel, LUA_SCRIPT_MAX);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
     return buf;
 }
 

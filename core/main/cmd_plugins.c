@@ -19,8 +19,8 @@ int cmd_plugins(const cli_cmd_t *cmd, int argc, char **argv)
     if (rc >= 0) return rc;
     config_t cfg;
     if (config_load(&cfg, o.data) != 0) return cli_fail_err(cmd, NULL);
-    plugin_set_t *ps = plugin_load_all(o.data);
-    if (!ps) return cli_fail_err(cmd, NULL);
+    plugin_set_t *ps = plugin_load_all(&cfg);
+    config_release(&cfg);
     buf_t b = BUF_INIT;
     plugin_set_report(ps, &b);
     if (b.len == 0) buf_addf(&b, "no plugins configured (plugins.load in %s/kith.json)\n", o.data);

@@ -196,6 +196,7 @@ static int lock_data_dir(const char *data, int *fd_out)
 static int serve_fail(const cli_cmd_t *cmd, server_t *s, int lockfd, const char *what)
 {
     int out = what ? cli_fail_err(cmd, what) : cli_fail_err(cmd, NULL);
+    config_release(&s->cfg);
     if (s->api) api_server_free(s->api);
     plugin_set_free(s->plugins);
     if (s->tls) tls_ctx_unref(s->tls);
@@ -220,6 +221,7 @@ int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv)
         char *end;
         long t = strtol(o.threads, &end, 10);
         if (*end || t < 1 || t > LOOPS_MAX) {
+            config_release(&s->cfg);
             free(s);
             return cli_fail(cmd, "--threads: a number from 1 to %d", LOOPS_MAX);
         }
@@ -231,6 +233,7 @@ int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv)
                       "--plain serves unencrypted HTTP and is allowed only on loopback "
                       "addresses (127.0.0.0/8, ::1), not %s",
                       s->cfg.listen_host);
+        config_release(&s->cfg);
         free(s);
         return rc;
     }
@@ -238,7 +241,8 @@ int cmd_serve(const cli_cmd_t *cmd, int argc, char **argv)
     if (!s->cfg.plain && tls_ctx_new(s->cfg.tls_cert, s->cfg.tls_key, &s->tls) != 0)
         return serve_fail(cmd, s, lockfd, "TLS");
     /* a refused plugin is logged and left out; the server starts without it */
-    if (!(s->plugins = plugin_load_all(o.data))) return serve_fail(cmd, s, lockfd, "plugins");
+    s->plugins = plugin_load_all(&s->cfg);
+    config_release(&s->cfg); /* the plugins section is needed no longer */
     api_ext_t ext = plugin_api_ext(s->plugins);
     if (api_server_new(&s->cfg, &ext, &s->api) != 0) return serve_fail(cmd, s, lockfd, NULL);
     size_t nroutes;

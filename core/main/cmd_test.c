@@ -15,6 +15,7 @@
 #include "main/cli.h"
 
 #include "auth/auth.h"
+#include "base/file.h"
 #include "base/mem.h"
 #include "config/config.h"
 #include "lua/lua_host.h"
@@ -36,6 +37,7 @@ typedef struct copy {
     bus_t *bus;
     lua_host_t *lua;
     plugin_set_t *plugins; /* the configured plugins, as the server loads them */
+    config_t cfg;
 } copy_t;
 
 /* ---- removal on a signal ------------------------------------------------------ */
@@ -89,9 +91,9 @@ static int copy_make(copy_t *c, store_t *orig)
 
 static int copy_open(copy_t *c, const char *data, const char *ws)
 {
-    config_t cfg;
-    if (config_load(&cfg, data)) return err_last()->code;
-    if (cfg.scripts_dir[0]) lua_scripts_dir_set(cfg.scripts_dir);
+    config_t *cfg = &c->cfg;
+    if (config_load(cfg, data)) return err_last()->code;
+    if (cfg->scripts_dir[0]) lua_scripts_dir_set(cfg->scripts_dir);
     auth_dir_t *d;
     int rc = auth_dir_open(data, AUTH_DIR_READ, &d);
     if (rc) return rc;
@@ -111,7 +113,7 @@ static int copy_open(copy_t *c, const char *data, const char *ws)
     /* opened as a server opens a workspace: the configured plugins (a refused
      * one is logged and left out there too), the scripts, due timers and
      * what the original had not delivered yet */
-    if (!(c->plugins = plugin_load_all(data))) return err_last()->code;
+    c->plugins = plugin_load_all(cfg);
     plugin_set_testing(c->plugins);
     api_ext_t ext = plugin_api_ext(c->plugins);
     err_diag_t ext_err;
@@ -129,41 +131,12 @@ static void copy_close(copy_t *c)
     if (c->st) store_close(c->st); /* no handler runs any more */
     api_ws_runtime_close(c->bus, c->lua);
     plugin_set_free(c->plugins); /* after the bus: its hooks are gone */
+    config_release(&c->cfg);
     if (c->dir[0]) cli_rmtree(c->dir);
     sig_armed = 0;
 }
 
 /* ---- the command ---------------------------------------------------------------- */
-
-/* The file's bytes (free()), or NULL with err set. */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set(err_from_errno(errno), "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 65536, n = 0;
-    char *p = xmalloc(cap);
-    size_t got;
-    while ((got = fread(p + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n > TEST_FILE_MAX) break;
-        if (n == cap) p = xrealloc(p, cap *= 2);
-    }
-    int bad = ferror(f), e = errno;
-    fclose(f);
-    if (bad || n > TEST_FILE_MAX) {
-        if (bad)
-            err_set(err_from_errno(e), "%s: %s", path, strerror(e));
-        else
-            err_set(KITH_ELIMIT, "%s: a test file is at most %u MiB", path, TEST_FILE_MAX >> 20);
-        free(p);
-        return NULL;
-    }
-    *len = n;
-    return p;
-}
 
 int cmd_test(const cli_cmd_t *cmd, int argc, char **argv)
 {
@@ -176,7 +149,7 @@ int cmd_test(const cli_cmd_t *cmd, int argc, char **argv)
     rc = CLI_OK;
     /* a file that cannot be read or compiled stops everything before anything runs */
     for (int i = 0; i < o.npos && rc == CLI_OK; i++)
-        if (!(src[i] = read_file(o.pos[i], &len[i])) ||
+        if (!(src[i] = file_read(o.pos[i], TEST_FILE_MAX, &len[i])) ||
             lua_test_check(o.pos[i], src[i], len[i]) != 0)
             rc = cli_fail_err(cmd, NULL);
     copy_t c = {0};

@@ -1,7 +1,8 @@
 /*
  * plugin: the .so loader and everything a loaded plugin registered.
  *
- * plugin_load_all reads the "plugins" section of <data>/kith.json, finds
+ * plugin_load_all takes the "plugins" section of <data>/kith.json (as
+ * config_load read and checked it: the file is read once), finds
  * each named plugin in the configured directories, checks it (path policy,
  * ELF, RTLD_NOW | RTLD_LOCAL, descriptor, ABI, build signature, API level,
  * unique name, configuration against its schema) and calls its init with the
@@ -16,13 +17,13 @@
 
 #include "api/api.h"
 #include "base/buf.h"
+#include "config/config.h"
 
 typedef struct plugin_set plugin_set_t;
 
-/* Loads what the configuration of data_dir names. Never fails as a whole:
- * refusals are logged and listed. NULL only if the configuration cannot be
- * read (with a diagnostic). */
-plugin_set_t *plugin_load_all(const char *data_dir);
+/* Loads what cfg names (its plugins section; none without one). Never fails
+ * as a whole: refusals are logged and listed. */
+plugin_set_t *plugin_load_all(const config_t *cfg);
 /* Calls each loaded plugin's fini (in reverse order), then unloads it. */
 void plugin_set_free(plugin_set_t *ps);
 

@@ -17,6 +17,7 @@
 
 #include "base/codec.h"
 #include "base/err.h"
+#include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -687,32 +688,20 @@ static int load_one(struct plugin_set *ps, struct kith_plugin *p, const char *da
     return 0;
 }
 
-plugin_set_t *plugin_load_all(const char *data_dir)
+plugin_set_t *plugin_load_all(const config_t *cfg)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/kith.json", data_dir);
-    json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!j) {
-        err_set(KITH_EINVAL, "%s: line %d: %s", path, je.line, je.text);
-        return NULL;
-    }
+    const char *data_dir = cfg->data_dir;
     struct plugin_set *ps = xcalloc(1, sizeof *ps);
-    json_t *sec = json_object_get(j, "plugins");
+    json_t *sec = cfg->plugins;
     json_t *load = json_object_get(sec, "load"), *conf = json_object_get(sec, "config");
     json_t *dirs = json_object_get(sec, "dirs");
     json_t *dflt = NULL;
     if (!dirs) {
         /* beside an installed kith: <prefix>/lib/kith/plugins */
         char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
         dflt = json_array();
-        if (n > 0) {
-            exe[n] = '\0';
-            char *s = strrchr(exe, '/');
-            if (s) *s = '\0';
+        if (file_exe_dir(exe, sizeof exe) == 0)
             json_array_append_new(dflt, json_sprintf("%s/../lib/kith/plugins", exe));
-        }
         dirs = dflt;
     }
     size_t i;
@@ -762,7 +751,6 @@ plugin_set_t *plugin_load_all(const char *data_dir)
         }
     }
     if (dflt) json_decref(dflt);
-    json_decref(j);
     return ps;
 }
 

@@ -69,10 +69,37 @@ static void scripts_dir(void **state)
     free(dir);
 }
 
+/* The plugins section is checked, then kept for the loader (the file is
+ * read once); a refused file keeps nothing; config_release lets it go. */
+static void plugins_section_kept(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    config_t c;
+    write_config(dir, "{\"kith_data_format\": 1}");
+    assert_ok(config_load(&c, dir));
+    assert_null(c.plugins);
+    write_config(dir, "{\"plugins\": {\"load\": [\"hello\"], \"config\": {\"hello\": {\"n\": 2}}}}");
+    assert_ok(config_load(&c, dir));
+    assert_non_null(c.plugins);
+    json_t *load = json_object_get(c.plugins, "load");
+    assert_int_equal(json_array_size(load), 1);
+    assert_string_equal(json_string_value(json_array_get(load, 0)), "hello");
+    config_release(&c);
+    assert_null(c.plugins);
+    config_release(&c); /* again: nothing */
+    write_config(dir, "{\"plugins\": {\"load\": [\"Bad Name\"]}}");
+    assert_int_equal(config_load(&c, dir), KITH_EINVAL);
+    assert_null(c.plugins);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_and_unknown_keys),
+        cmocka_unit_test(plugins_section_kept),
         cmocka_unit_test(scripts_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
