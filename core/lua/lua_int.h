@@ -35,6 +35,15 @@ lsb_t *lsb_of(lua_State *L);
  * visible through a frozen proxy) and runs its top level under the budgets.
  * 0, or a KITH_E* code with err_set ("name:line: message"). */
 int lsb_run_script(lsb_t *s, const char *name, const char *src, size_t len);
+/* Pushes a new globals table for a chunk of its own: reads fall through to
+ * the frozen sandbox globals. */
+void lsb_push_globals(lua_State *L);
+/* Compiles text chunk src (binary chunks are refused), named chunk ("=name"
+ * or "@path"), with the table at env as its globals (0: a new
+ * lsb_push_globals table). 0 with the function pushed, or nothing pushed and
+ * KITH_EINVAL (the compiler's "name:line: message" in err) or KITH_ELIMIT
+ * (out of memory). */
+int lsb_load(lua_State *L, const char *chunk, const char *src, size_t len, int env);
 /* Calls the function at the top of the stack with nargs arguments (below
  * it), under the budgets, leaving nres results. 0 or a KITH_E* code with the
  * message in err (KITH_EHANDLER; KITH_ELIMIT for a budget). */

@@ -401,6 +401,8 @@ static int l_require(lua_State *L)
     if (t != LUA_TNIL) return 1;
     lua_pop(L, 1);
 
+    lsb_push_globals(L); /* its globals (before src: this may raise) */
+    int env = 3;
     size_t len;
     char *src = lua_shipped_read(rel, &len);
     if (!src) {
@@ -409,18 +411,10 @@ static int l_require(lua_State *L)
     }
     char chunk[sizeof rel + 1];
     snprintf(chunk, sizeof chunk, "=%s", rel);
-    int st = luaL_loadbufferx(L, src, len, chunk, "t"); /* protected: never raises */
+    int rc = lsb_load(L, chunk, src, len, env);
     free(src);
-    if (st != LUA_OK) return lua_error(L);
-    int fn = 3;
-    lua_newtable(L); /* its globals; reads fall through to the sandbox's */
-    int env = 4;
-    lua_createtable(L, 0, 2);
-    lua_getfield(L, LUA_REGISTRYINDEX, "kith.G");
-    lua_setfield(L, -2, "__index");
-    lua_setmetatable(L, env);
-    lua_pushvalue(L, env);
-    if (!lua_setupvalue(L, fn, 1)) lua_pop(L, 1);
+    if (rc) return luaL_error(L, "%s", err_last()->msg);
+    int fn = 4;
 
     lua_pushvalue(L, 1);
     lua_pushlightuserdata(L, (void *)&module_loading);
@@ -610,30 +604,45 @@ int lsb_call(lsb_t *s, int nargs, int nres)
     return 0;
 }
 
+void lsb_push_globals(lua_State *L)
+{
+    lua_newtable(L);
+    lua_createtable(L, 0, 2); /* room for require's __newindex */
+    lua_getfield(L, LUA_REGISTRYINDEX, "kith.G");
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+}
+
+int lsb_load(lua_State *L, const char *chunk, const char *src, size_t len, int env)
+{
+    if (env) env = lua_absindex(L, env);
+    int st = luaL_loadbufferx(L, src, len, chunk, "t"); /* protected: never raises */
+    if (st != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        int code = st == LUA_ERRMEM ? KITH_ELIMIT : KITH_EINVAL;
+        err_set(code, "%s", msg ? msg : "cannot load the chunk");
+        lua_pop(L, 1);
+        return code;
+    }
+    if (env)
+        lua_pushvalue(L, env);
+    else
+        lsb_push_globals(L);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1); /* _ENV, its first upvalue */
+    return 0;
+}
+
 int lsb_run_script(lsb_t *s, const char *name, const char *src, size_t len)
 {
     lua_State *L = s->L;
     char chunk[LUA_SCRIPT_NAME_MAX + 8];
     snprintf(chunk, sizeof chunk, "=%s", name);
     s->cap = s->lim.mem_state;
-    int st = luaL_loadbufferx(L, src, len, chunk, "t");
-    if (st != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
-        int code = st == LUA_ERRMEM ? KITH_ELIMIT : KITH_EINVAL;
-        err_set(code, "%s", msg ? msg : "cannot load the script");
-        lua_pop(L, 1);
-        return code;
-    }
-    /* its own globals; reads fall through to the frozen sandbox globals */
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, "kith.G");
-    lua_setfield(L, -2, "__index");
-    lua_setmetatable(L, -2);
-    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    int rc = lsb_load(L, chunk, src, len, 0);
+    if (rc) return rc;
     const char *prev = s->script;
     s->script = name;
-    int rc = lsb_call(s, 0, 0);
+    rc = lsb_call(s, 0, 0);
     s->script = prev;
     if (rc == KITH_EHANDLER) {
         err_diag_t d;

@@ -729,7 +729,7 @@ static int setup(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_setfield(L, LUA_REGISTRYINDEX, "kith.expect");
 
-    lua_createtable(L, 0, 5);
+    lsb_push_globals(L); /* the file's: describe, it, expect, before/after_each */
     static const luaL_Reg fns[] = {
         {"describe", t_describe}, {"it", t_it}, {"expect", t_expect}, {NULL, NULL}};
     for (const luaL_Reg *f = fns; f->name; f++) {
@@ -744,33 +744,26 @@ static int setup(lua_State *L)
         lua_pushcclosure(L, t_each, 2);
         lua_setfield(L, -2, each[i][0]);
     }
-    lua_createtable(L, 0, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, "kith.G");
-    lua_setfield(L, -2, "__index");
-    lua_setmetatable(L, -2);
     return 1;
 }
 
-static int load(lua_State *L, const char *path, const char *src, size_t len)
+/* Compiles the test file at path, with the table at env as its globals (0:
+ * its own). */
+static int load(lua_State *L, const char *path, const char *src, size_t len, int env)
 {
     char *chunk = xmalloc(strlen(path) + 2);
     chunk[0] = '@';
     memcpy(chunk + 1, path, strlen(path) + 1);
-    int st = luaL_loadbufferx(L, src, len, chunk, "t");
+    int rc = lsb_load(L, chunk, src, len, env);
     free(chunk);
-    if (st == LUA_OK) return 0;
-    const char *msg = lua_tostring(L, -1);
-    int code = st == LUA_ERRMEM ? KITH_ELIMIT : KITH_EINVAL;
-    err_set(code, "%s", msg ? msg : "cannot load the file");
-    lua_pop(L, 1);
-    return code;
+    return rc;
 }
 
 int lua_test_check(const char *path, const char *src, size_t len)
 {
     lsb_t *s = lsb_new(NULL);
     if (!s) return err_set(KITH_ENOMEM, "cannot create a Lua state");
-    int rc = load(s->L, path, src, len);
+    int rc = load(s->L, path, src, len, 0);
     lsb_free(s);
     return rc;
 }
@@ -847,14 +840,12 @@ int lua_test_run(lua_test_env_t *env, const char *path, const char *src, size_t 
         free(r);
         return err_set(KITH_ENOMEM, "cannot set up the test state");
     }
-    int rc = load(L, path, src, len);
+    int rc = load(L, path, src, len, -1); /* setup's table: the file's globals */
     if (rc) {
         lsb_free(s);
         free(r);
         return rc;
     }
-    lua_pushvalue(L, -2);
-    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1); /* its _ENV: the file's globals */
     lua_remove(L, -2);
     lua_Debug ar;
     lua_pushvalue(L, -1);
