@@ -235,8 +235,9 @@ void bus_list(bus_t *b, buf_t *out)
         buf_addc(out, ']');
         if (!h->before) {
             uint64_t cursor = 0;
+            /* none saved yet: where it starts, as bus_caught_up counts it */
             if (!rt || store_cursor_get(rt, h->key, &cursor) || cursor == 0)
-                cursor = h->cursor; /* none saved yet: where it will start */
+                cursor = h->cursor ? h->cursor : h->start_seq;
             buf_addf(out, ",\"cursor\":%llu,\"failures\":%u", (unsigned long long)cursor,
                      h->failures);
             if (h->retry_at_us) {

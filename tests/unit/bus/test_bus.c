@@ -712,6 +712,33 @@ static void priority_order(void **state)
     rec_check(r);
 }
 
+/* A new after-hook that has delivered nothing yet is listed at the sequence
+ * it starts from (what had committed when it registered), not at 0: the
+ * writer is held at a gate, so no delivery round can save a cursor first. */
+static void new_after_hook_lists_where_it_starts(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 3; i++)
+        assert_ok(create_j(f->st, "contacts", "{\"name\":\"x\"}", NULL, NULL));
+    uint64_t seq = store_writer_seq(f->st);
+    assert_true(seq >= 3);
+    tu_gate_t g;
+    tu_gate_hold(f->st, &g);
+    on(f->bus, "contacts.created", "late", 0, h_order, hx(f, NULL, 1), NULL, 0);
+    bus_attach(f->bus);
+    buf_t b = BUF_INIT;
+    bus_list(f->bus, &b);
+    int caught_up = bus_caught_up(f->bus);
+    tu_gate_release(&g); /* before any assertion: a failed one must not hang */
+    json_t *list = json_loadb(b.p, b.len, 0, NULL);
+    buf_free(&b);
+    assert_non_null(list);
+    json_t *cur = json_object_get(json_array_get(list, 0), "cursor");
+    assert_int_equal(json_integer_value(cur), (json_int_t)seq);
+    json_decref(list);
+    assert_true(caught_up);
+}
+
 /* ---- 6. after-hooks get every create, in commit order ------------------------- */
 
 #define NTHREADS   4
@@ -1283,6 +1310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(before_update_field_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(before_hook_writes_are_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(priority_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(new_after_hook_lists_where_it_starts, setup, teardown),
         cmocka_unit_test_setup_teardown(after_hook_commit_order, setup, teardown),
         cmocka_unit_test_setup_teardown(after_hook_retried_not_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(after_hook_own_writes_not_seen, setup, teardown),
