@@ -295,7 +295,9 @@ wrk.body = '{{"name":"Bench Customer","phone":"+86 138 1234 5678","stage":"lead"
             bases.append(float(re.search(r"rate=(\d+)", raw).group(1)))
         rc, p99, base_c = statistics.median(rcs), max(p99s), statistics.median(bases)
         print(f"# http_create_c64 rounds: kith {[round(x) for x in rcs]}, raw LMDB "
-              f"{[round(x) for x in bases]}", flush=True)
+              f"{[round(x) for x in bases]}; each round's own ratio "
+              f"{[round(a / b, 2) for a, b in zip(rcs, bases)]}, median "
+              f"{statistics.median(a / b for a, b in zip(rcs, bases)):.2f}", flush=True)
         # the same creates into a workspace with 10 Lua rules and into one without
         posts = {ws: lua(os.path.join(TMP, f"post_{ws}.lua"), f"""
 wrk.method = "POST"
