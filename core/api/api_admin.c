@@ -98,6 +98,29 @@ void api_h_schema_put(http_req_t *r)
         return;
     }
     json_object_set_new(def, "name", json_string(r->params[0]));
+    api_req_t *q = api_req(r);
+    const http_route_t *claim =
+        api_route_claim(q->srv->ext.routes, q->srv->ext.nroutes, r->params[0]);
+    if (claim) {
+        /* a new collection only: one that exists keeps its schema editable */
+        store_rtxn_t *rt = api_read(r);
+        if (!rt) {
+            json_decref(def);
+            return;
+        }
+        int exists = store_schema_coll(store_read_schema(rt), r->params[0]) != NULL;
+        store_read_end(rt);
+        if (!exists) {
+            json_decref(def);
+            char d[400];
+            snprintf(d, sizeof d,
+                     "the name '%s' is taken by the route %s %s (%s) of a plugin, which would "
+                     "answer in place of this collection's records",
+                     r->params[0], http_method_name(claim->method), claim->pattern, claim->name);
+            http_respond_problem(r, 409, "conflict", d, NULL);
+            return;
+        }
+    }
     store_op_t *op = store_op_schema(def);
     json_decref(def);
     schema_submit(r, op);

@@ -91,6 +91,12 @@ static inline api_req_t *api_req(http_req_t *r)
 /* ---- api_server.c ---- */
 /* The core's routes merged with an extension's (api_routes.c). */
 http_route_t *api_routes_merge(const http_route_t *ext, size_t next, size_t *n);
+/* The extension route that would answer in place of a bare record route of
+ * collection coll (GET /v1/hello/{name} takes GET /v1/hello/{id}: it has more
+ * literal segments), or NULL. The loader refuses such routes for the
+ * collections plugins declare; the schema route refuses a new collection of
+ * such a name, whose records could not be reached. */
+const http_route_t *api_route_claim(const http_route_t *ext, size_t next, const char *coll);
 /* Opens (once) and returns a workspace; NULL with a diagnostic. Any thread. */
 api_ws_t *api_ws_get(api_server_t *s, const char *name);
 /* A custom role of ws (loaded and kept), or NULL. */

@@ -79,6 +79,35 @@ static int literal_segments(const char *pattern)
     return n;
 }
 
+/* Segments of a pattern ("/v1/a/{b}": 3). */
+static int segments(const char *pattern)
+{
+    int n = 0;
+    for (const char *s = pattern; *s; s++)
+        n += *s == '/';
+    return n;
+}
+
+const http_route_t *api_route_claim(const http_route_t *ext, size_t next, const char *coll)
+{
+    size_t cl = strlen(coll), ncore = sizeof routes / sizeof *routes;
+    for (size_t e = 0; e < next; e++) {
+        const char *p = ext[e].pattern, *rest = p + 4 + cl;
+        if (strncmp(p, "/v1/", 4) != 0 || strncmp(p + 4, coll, cl) != 0 ||
+            (*rest && *rest != '/'))
+            continue;
+        /* after the name only parameters: a literal (/v1/reports/pipeline)
+         * is no record's path, since ids are never such words */
+        if (strstr(rest, "/") && literal_segments(rest) > 0) continue;
+        for (size_t i = 0; i < ncore; i++)
+            if (routes[i].method == ext[e].method && literal_segments(routes[i].pattern) == 1 &&
+                strncmp(routes[i].pattern, "/v1/{collection}", 16) == 0 &&
+                segments(routes[i].pattern) == segments(p))
+                return &ext[e];
+    }
+    return NULL;
+}
+
 /* The core's literal routes; then its parameterised ones, each extension
  * route placed before the first of them with fewer literal segments (the
  * router takes the first match: on a path both match, more literal segments

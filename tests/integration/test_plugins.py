@@ -161,6 +161,25 @@ def test_hello_hooks_routes_counters(loaded):
     assert 'kith_http_requests_total{route="hello.visit",status="201"} 1' in m
 
 
+def test_a_collection_cannot_take_a_name_a_plugin_route_answers_for(loaded):
+    srv = loaded
+    fields = {"fields": [{"name": "n", "type": "string"}]}
+    # GET /v1/hello/{name} would answer in place of GET /v1/hello/{id}
+    r = srv.req("PUT", "/v1/schema/hello", key=srv.admin, body=fields)
+    assert r.status == 409, r
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "GET /v1/hello/{name}" in r.json["detail"], r.json
+    names = [c["name"] for c in srv.req("GET", "/v1/schema", key=srv.admin).json["collections"]]
+    assert "hello" not in names and "hello_visits" in names, names
+    # names beside it are free, and so is the plugin's own collection
+    for name in ("hellos", "hell"):
+        r = srv.req("PUT", f"/v1/schema/{name}", key=srv.admin, body=fields)
+        assert r.status in (200, 201), r
+        made = srv.req("POST", f"/v1/{name}", key=srv.admin, body={"n": "x"})
+        assert made.status == 201, made
+        assert srv.req("GET", f"/v1/{name}/{made.json['id']}", key=srv.admin).status == 200
+
+
 def test_routes_act_as_the_caller(loaded):
     srv = loaded
     srv.req("POST", "/v1/hello/ann", key=srv.admin, body={"phone": "13812345678"})
