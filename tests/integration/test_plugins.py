@@ -180,6 +180,26 @@ def test_a_collection_cannot_take_a_name_a_plugin_route_answers_for(loaded):
         assert srv.req("GET", f"/v1/{name}/{made.json['id']}", key=srv.admin).status == 200
 
 
+def test_a_collection_made_before_the_plugin_is_warned_about(tmp_path, datadir):
+    d, token = datadir
+    fields = {"fields": [{"name": "n", "type": "string"}]}
+    with KithServer(d) as srv:  # no plugins yet: the name is free
+        assert srv.req("PUT", "/v1/schema/hello", key=token, body=fields).status == 201
+        rid = srv.req("POST", "/v1/hello", key=token, body={"n": "x"}).json["id"]
+    pdir = plugin_dir(tmp_path, ["hello"])
+    configure(d, [pdir], ["hello"])
+    with KithServer(d) as srv:
+        # the plugin's route answers for GET /v1/hello/{id}: the log says so
+        r = srv.req("GET", f"/v1/hello/{rid}", key=token)
+        assert r.status == 200 and "greeting" in r.json, r
+        log = srv.log()
+        assert ("the plugin route GET /v1/hello/{name} (hello.greet) answers in place of the "
+                "records of collection 'hello'") in log, log[-2000:]
+        # still editable, and still listed
+        r = srv.req("PUT", "/v1/schema/hello/fields/m", key=token, body={"type": "string"})
+        assert r.status == 200, r
+
+
 def test_routes_act_as_the_caller(loaded):
     srv = loaded
     srv.req("POST", "/v1/hello/ann", key=srv.admin, body={"phone": "13812345678"})
