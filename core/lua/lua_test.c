@@ -240,6 +240,14 @@ static void call_each(lua_State *L, int frames, const char *list, int inner_firs
     }
 }
 
+/* Whether a pcall that ended with st ran out of a budget (time or memory):
+ * then nothing more may run, and the error goes on up. */
+static int budget_spent(lua_State *L, int st)
+{
+    const lsb_t *s = lsb_of(L);
+    return st != LUA_OK && (s->timed_out || s->oom || st == LUA_ERRMEM);
+}
+
 /* One test (the entry is argument 1): its before_each functions, the test,
  * then its after_each functions even if the test failed (not after a budget
  * ran out: nothing more can run). */
@@ -250,8 +258,7 @@ static int t_run(lua_State *L)
     call_each(L, frames, "before", 0);
     lua_getfield(L, 1, "fn");
     int st = lua_pcall(L, 0, 0, 0);
-    lsb_t *s = lsb_of(L);
-    if (st != LUA_OK && (s->timed_out || s->oom || st == LUA_ERRMEM)) return lua_error(L);
+    if (budget_spent(L, st)) return lua_error(L);
     call_each(L, frames, "after", 1);
     if (st != LUA_OK) return lua_error(L); /* the test's error, still on the top */
     return 0;
@@ -604,8 +611,7 @@ static int m_fail(lua_State *L)
                           luaL_typename(L, 2));
     lua_pushvalue(L, 2);
     int st = lua_pcall(L, 0, 0, 0);
-    lsb_t *s = lsb_of(L);
-    if (st != LUA_OK && (s->timed_out || s->oom || st == LUA_ERRMEM)) return lua_error(L);
+    if (budget_spent(L, st)) return lua_error(L);
     size_t en = 0;
     const char *emsg = NULL;
     if (st != LUA_OK) {
