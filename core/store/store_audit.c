@@ -8,8 +8,8 @@
  * for a write is appended in the write's own nested transaction, so it exists
  * exactly when the write does.
  *
- * A request that writes many records (an import, a bulk write) gives all its
- * ops one `who`. Consecutive writes of one request, action and collection in
+ * A request that writes many records (an import) gives all its ops one `who`
+ * (the run is found by that pointer; a bulk write makes one per line). Consecutive writes of one request, action and collection in
  * a batch share one entry: its ids in the order written and the union of the
  * fields written, appended to the batch transaction when the run ends (the
  * next op belongs to someone else, or the batch commits). Only the ops that

@@ -128,7 +128,8 @@ struct store_wtxn {
     MDB_txn *txn;           /* the current op's nested transaction */
     store_schema_t *schema; /* includes the batch's earlier schema changes */
     uint64_t seq;           /* last change-log sequence, including this batch */
-    int64_t now_us;         /* one clock reading per batch */
+    int64_t now_us;         /* the clock, read when the batch opens and again each time it
+                               takes more ops (never before their requests arrived) */
     uint64_t committed;     /* last sequence committed before this batch */
     const char *origin;     /* the handler writing now (logged with changes), or NULL */
     int depth;              /* its cascade depth (0: a client's write) */

@@ -293,7 +293,13 @@ static int batch_run(store_t *st, batch_t *b)
             }
         }
         for (size_t i = 0; !retry; i++) {
-            if (i == b->n && !batch_pull(st, b)) break;
+            if (i == b->n) {
+                if (!batch_pull(st, b)) break;
+                /* ops taken now may have arrived after the batch opened: no
+                 * record, id or log entry is stamped before its request */
+                int64_t t = time_now_us();
+                if (t > w.now_us) w.now_us = t;
+            }
             store_op_t *op = ops[i];
             if (!store_audit_run_joins(&w, op)) {
                 /* the run's entry goes before this op's writes */

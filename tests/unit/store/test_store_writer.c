@@ -802,9 +802,12 @@ static void batch_takes_ops_that_arrive_while_it_runs(void **state)
     store_stats_get(f->st, &s1);
     assert_int_equal(s1.commits - s0.commits, 2);
 
-    /* the last batch held N: the next gathers what queues while its gate runs */
+    /* the last batch held N: the next gathers what queues while its gate runs,
+     * and stamps them with a time after they arrived, not when it opened */
     tu_loop_init(&l);
     tu_gate_hold(f->st, &g);
+    uv_sleep(2);
+    int64_t arrived = time_now_us();
     for (int i = N; i < 2 * N; i++)
         tu_loop_submit(&l, f->st, ops[i], NULL);
     tu_gate_release(&g);
@@ -814,6 +817,9 @@ static void batch_takes_ops_that_arrive_while_it_runs(void **state)
     assert_int_equal(s2.ops - s1.ops, N + 1);
     for (int i = 0; i < 2 * N; i++) {
         if (ops[i]->status) fail_msg("op %d: %s", i, tu_op_msg(ops[i]));
+        if (i >= N && ops[i]->created_us < arrived)
+            fail_msg("op %d stamped %lld, before it arrived (%lld)", i,
+                     (long long)ops[i]->created_us, (long long)arrived);
         store_op_free(ops[i]);
     }
     assert_int_equal(tu_count(f->st, "people"), 2 * N);
