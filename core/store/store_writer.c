@@ -416,7 +416,11 @@ static int batch_run(store_t *st, batch_t *b)
         if (rc) {
             /* Nothing of this batch is stored: never report success. */
             store_schema_unref(w.schema);
-            const char *why = rc == MDB_PANIC ? "LMDB panic" : mdb_strerror(rc);
+            /* a Kith code (an audit run's entry that could not be written)
+             * has its message in err; LMDB's codes and errno have theirs */
+            const char *why = rc == MDB_PANIC            ? "LMDB panic"
+                              : rc < 0 && rc > -30000 ? err_last()->msg
+                                                      : mdb_strerror(rc);
             log_error("store", "%s: commit of %zu op(s) failed: %s", st->dir, b->n, why);
             for (size_t i = 0; i < b->n; i++) {
                 store_op_reset(ops[i]);
