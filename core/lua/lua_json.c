@@ -9,6 +9,7 @@
  */
 #include "lua/lua_int.h"
 
+#include "base/codec.h"
 #include "base/json.h"
 
 #include <errno.h>
@@ -314,22 +315,7 @@ static int jr_hex4(jr_t *r, unsigned *out)
     return 0;
 }
 
-/* Length of a valid UTF-8 sequence at s (< end), or 0. */
-static size_t utf8_len(const unsigned char *s, const unsigned char *end)
-{
-    unsigned c = s[0];
-    size_t n = c < 0x80                 ? 1
-               : c >= 0xC2 && c <= 0xDF ? 2
-               : c >= 0xE0 && c <= 0xEF ? 3
-               : c >= 0xF0 && c <= 0xF4 ? 4
-                                        : 0;
-    if (!n || (size_t)(end - s) < n) return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F))) return 0;
-    if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))) return 0;
-    return n;
-}
+
 
 /* Pushes the string at r->p (after its opening quote). */
 static int jr_string(lua_State *L, jr_t *r)
@@ -350,7 +336,7 @@ static int jr_string(lua_State *L, jr_t *r)
         unsigned char c = (unsigned char)*r->p;
         if (c < 0x20) return -1;
         if (c >= 0x80) {
-            size_t n = utf8_len((const unsigned char *)r->p, (const unsigned char *)r->end);
+            size_t n = utf8_seq_len((const uint8_t *)r->p, (size_t)(r->end - r->p));
             if (!n) return -1;
             luaL_addlstring(&b, r->p, n);
             r->p += n;
