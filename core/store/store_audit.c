@@ -141,20 +141,16 @@ static void add_fields(buf_t *b, const store_op_t *op)
     json_t *v;
     json_object_foreach(op->data, k, v)
     {
-        /* field names are identifiers: no escapes, so the quoted name is
-         * found exactly */
+        /* a written field is a schema field, an identifier: no escapes, so
+         * the quoted name is found exactly */
+        char q[STORE_NAME_MAX + 2];
         size_t kl = strlen(k);
-        int seen = 0;
-        for (const char *p = b->p, *e = b->p + b->len; p && p + kl + 2 <= e;) {
-            p = memmem(p, (size_t)(e - p), k, kl);
-            if (!p) break;
-            if (p > b->p && p[-1] == '"' && p + kl < e && p[kl] == '"') {
-                seen = 1;
-                break;
-            }
-            p += kl;
+        if (kl < STORE_NAME_MAX) {
+            q[0] = '"';
+            memcpy(q + 1, k, kl);
+            q[kl + 1] = '"';
+            if (b->len && memmem(b->p, b->len, q, kl + 2)) continue;
         }
-        if (seen) continue;
         if (b->len) buf_addc(b, ',');
         json_write_cstr(b, k);
     }
