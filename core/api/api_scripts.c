@@ -73,29 +73,33 @@ void api_ws_runtime_close(bus_t *bus, lua_host_t *lua)
     bus_free(bus);
 }
 
+/* A collection made before a plugin was configured may be shadowed by its
+ * routes (PUT /v1/schema refuses such a name for new ones): say so. */
+static void warn_shadowed(api_server_t *s, api_ws_t *w)
+{
+    store_rtxn_t *rt;
+    if (!s->ext.nroutes || store_read_begin(w->st, &rt)) return;
+    const store_schema_t *sc = store_read_schema(rt);
+    for (size_t i = 0; i < sc->ncolls; i++) {
+        const char *name = sc->colls[i]->name;
+        const http_route_t *claim =
+            name[0] == '_' ? NULL : api_route_claim(s->ext.routes, s->ext.nroutes, name);
+        if (claim)
+            log_warn("api",
+                     "workspace %s: the plugin route %s %s (%s) answers in place of the "
+                     "records of collection '%s'; rename the collection or the route",
+                     w->name, http_method_name(claim->method), claim->pattern, claim->name,
+                     name);
+    }
+    store_read_end(rt);
+}
+
 int api_ws_extend(api_server_t *s, api_ws_t *w)
 {
     err_diag_t ext_err;
     int rc = api_ws_runtime_open(w->name, w->st, &s->ext, &w->bus, &w->lua, &ext_err);
     if (ext_err.code) log_error("api", "workspace %s: plugins: %s", w->name, ext_err.msg);
-    /* a collection made before a plugin was configured may be shadowed by
-     * its routes (PUT /v1/schema refuses such a name for new ones) */
-    store_rtxn_t *rt;
-    if (s->ext.nroutes && store_read_begin(w->st, &rt) == 0) {
-        const store_schema_t *sc = store_read_schema(rt);
-        for (size_t i = 0; i < sc->ncolls; i++) {
-            const char *name = sc->colls[i]->name;
-            const http_route_t *claim =
-                name[0] == '_' ? NULL : api_route_claim(s->ext.routes, s->ext.nroutes, name);
-            if (claim)
-                log_warn("api",
-                         "workspace %s: the plugin route %s %s (%s) answers in place of the "
-                         "records of collection '%s'; rename the collection or the route",
-                         w->name, http_method_name(claim->method), claim->pattern, claim->name,
-                         name);
-        }
-        store_read_end(rt);
-    }
+    warn_shadowed(s, w);
     return rc;
 }
 
