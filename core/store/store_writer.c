@@ -424,7 +424,7 @@ static int batch_run(store_t *st, batch_t *b)
             log_error("store", "%s: commit of %zu op(s) failed: %s", st->dir, b->n, why);
             for (size_t i = 0; i < b->n; i++) {
                 store_op_reset(ops[i]);
-                op_fail(ops[i], KITH_EIO, "commit failed (%s); nothing was written", why);
+                op_fail(ops[i], KITH_EIO, "commit failed (%.440s); nothing was written", why);
             }
             if (rc == MDB_PANIC && store_env_reopen(st) == 0) reload_after_reopen(st);
             return 0;
