@@ -201,6 +201,13 @@ enum { VALIDATE_CREATE = 1, VALIDATE_REPLACE = 2, VALIDATE_UPDATE = 3 };
  * equal to those in old (the record before an update, or NULL) are not. */
 json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in, const json_t *old,
                        int mode);
+/* store_validate again, in place, for rec, a record it returned that a
+ * before-hook amended: only the values that are not the ones it had before
+ * the hook (pre, indexed like c->fields, each holding a reference) are
+ * checked, and the keys are put back in schema order. 0, or
+ * KITH_EVALIDATION as store_validate's NULL. */
+int store_revalidate(store_wtxn_t *w, const store_coll_t *c, json_t *rec, json_t *const *pre,
+                     const json_t *old, int mode);
 /* Canonical form of one value of field f, or NULL with a message in *why. */
 json_t *store_value_canon(const store_field_t *f, int type, const json_t *v, const char **why);
 int store_field_default_ok(const store_field_t *f);

@@ -296,25 +296,32 @@ static int before_hook(store_wtxn_t *w, int kind, const store_coll_t *c, const k
     w->handling[w->nhandling].coll = c->name;
     w->handling[w->nhandling].id = *id;
     w->nhandling++;
+    /* the values as validated: a hook's amendment is checked only where it
+     * differs (a whole second validation cost as much as the rules) */
+    json_t *pre[STORE_FIELDS_MAX];
+    size_t npre = fields ? c->nfields : 0;
+    for (size_t i = 0; i < npre; i++)
+        pre[i] = json_incref(json_object_get(*fields, c->fields[i].name));
     int rc = h->before(w->st->hooks_ctx, w, &p);
     w->nhandling--;
-    if (rc || !p.amended || !fields) return rc;
-    json_t *again = store_validate(
-        w, c, *fields, old, kind == STORE_CHANGE_CREATE ? VALIDATE_CREATE : VALIDATE_REPLACE);
-    if (!again) {
-        /* name the hook's mistake, not the client's */
-        err_diag_t d;
-        err_save(&d);
-        snprintf(d.msg, sizeof d.msg, "%s: a before-hook's change breaks the schema", c->name);
-        err_restore(&d);
-        return err_last()->code;
+    if (rc == 0 && p.amended && fields) {
+        rc = store_revalidate(w, c, *fields, pre, old,
+                              kind == STORE_CHANGE_CREATE ? VALIDATE_CREATE : VALIDATE_REPLACE);
+        if (rc) {
+            /* name the hook's mistake, not the client's */
+            err_diag_t d;
+            err_save(&d);
+            snprintf(d.msg, sizeof d.msg, "%s: a before-hook's change breaks the schema", c->name);
+            err_restore(&d);
+        }
     }
-    json_decref(*fields);
-    *fields = again;
+    for (size_t i = 0; i < npre; i++)
+        json_decref(pre[i]);
+    if (rc || !p.amended || !fields) return rc;
     *n = 0;
     for (size_t i = 0; i < c->nfields; i++) {
         const char *f = c->fields[i].name;
-        json_t *a = old ? json_object_get(old, f) : NULL, *b = json_object_get(again, f);
+        json_t *a = old ? json_object_get(old, f) : NULL, *b = json_object_get(*fields, f);
         if ((a == NULL) != (b == NULL) || (a && !json_equal(a, b))) names[(*n)++] = f;
     }
     return 0;

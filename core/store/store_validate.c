@@ -358,6 +358,76 @@ __attribute__((format(printf, 3, 4))) static void field_error(err_diag_t *d, con
     va_end(ap);
 }
 
+/* Names every key of in that is not a writable field of c; 1 if any. known:
+ * how many of in's keys are fields (all are if that is its size). */
+static int unknown_keys(const store_coll_t *c, const json_t *in, size_t known, err_diag_t *d)
+{
+    if (json_object_size(in) == known) return 0;
+    int bad = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)in, k, v)
+    {
+        if (!store_coll_field(c, k)) {
+            int pseudo = store_coll_field_or_pseudo(c, k) != NULL;
+            field_error(d, k, pseudo ? "is set by Kith and cannot be written" : "unknown field");
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
+/* Checks x, the value given for f (NULL if none): *out gets its canonical
+ * form, f's default, or NULL for no value. 1 if it breaks the schema (the
+ * reason added to d). */
+static int field_check(store_wtxn_t *w, const store_field_t *f, const json_t *x, const json_t *old,
+                       int mode, err_diag_t *d, json_t **out)
+{
+    *out = NULL;
+    if (!x || json_is_null(x)) {
+        if (mode == VALIDATE_CREATE && f->dflt) {
+            *out = json_incref(f->dflt);
+        } else if (f->flags & SF_REQUIRED) {
+            field_error(d, f->name, "is required");
+            return 1;
+        }
+        return 0;
+    }
+    const char *why = "invalid";
+    json_t *cv = store_value_canon(f, f->type, x, &why);
+    if (!cv) {
+        field_error(d, f->name, "%s", why);
+        return 1;
+    }
+    /* Refs are checked when written: a ref left unchanged by an update
+     * stays valid even if its target was deleted since (deletes do not
+     * cascade), or the record could never be edited again. */
+    const json_t *prev = old ? json_object_get(old, f->name) : NULL;
+    int bad = 0;
+    if (prev && json_equal(prev, cv)) {
+    } else if (w && f->type == ST_REF && !ref_exists(w, f, cv)) {
+        field_error(d, f->name, "no %s record has this id", f->ref);
+        bad = 1;
+    } else if (w && f->type == ST_ARRAY && f->item_type == ST_REF) {
+        for (size_t j = 0; j < json_array_size(cv); j++)
+            if (!ref_exists(w, f, json_array_get(cv, j))) {
+                field_error(d, f->name, "item %zu: no %s record has this id", j, f->ref);
+                bad = 1;
+                break;
+            }
+    }
+    *out = cv;
+    return bad;
+}
+
+/* Sets the thread's diagnostic to d, a record of c that breaks the schema. */
+static void validation_failed(const store_coll_t *c, err_diag_t *d)
+{
+    d->code = KITH_EVALIDATION;
+    snprintf(d->msg, sizeof d->msg, "%s: the record breaks the schema", c->name);
+    err_restore(d);
+}
+
 json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in, const json_t *old,
                        int mode)
 {
@@ -373,60 +443,66 @@ json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in,
         return NULL;
     }
     int bad = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)in, k, v)
-    {
-        if (!store_coll_field(c, k)) {
-            int pseudo = store_coll_field_or_pseudo(c, k) != NULL;
-            field_error(&d, k, pseudo ? "is set by Kith and cannot be written" : "unknown field");
-            bad = 1;
-        }
-    }
+    size_t known = 0;
     json_t *out = json_object();
     for (size_t i = 0; i < c->nfields; i++) {
         const store_field_t *f = &c->fields[i];
-        json_t *x = json_object_get(in, f->name);
-        if (!x || json_is_null(x)) {
-            if (mode == VALIDATE_CREATE && f->dflt) {
-                json_object_set(out, f->name, f->dflt);
-            } else if (f->flags & SF_REQUIRED) {
-                field_error(&d, f->name, "is required");
-                bad = 1;
-            }
-            continue;
-        }
-        const char *why = "invalid";
-        json_t *cv = store_value_canon(f, f->type, x, &why);
-        if (!cv) {
-            field_error(&d, f->name, "%s", why);
-            bad = 1;
-            continue;
-        }
-        /* Refs are checked when written: a ref left unchanged by an update
-         * stays valid even if its target was deleted since (deletes do not
-         * cascade), or the record could never be edited again. */
-        const json_t *prev = old ? json_object_get(old, f->name) : NULL;
-        if (prev && json_equal(prev, cv)) {
-        } else if (w && f->type == ST_REF && !ref_exists(w, f, cv)) {
-            field_error(&d, f->name, "no %s record has this id", f->ref);
-            bad = 1;
-        } else if (w && f->type == ST_ARRAY && f->item_type == ST_REF) {
-            for (size_t j = 0; j < json_array_size(cv); j++)
-                if (!ref_exists(w, f, json_array_get(cv, j))) {
-                    field_error(&d, f->name, "item %zu: no %s record has this id", j, f->ref);
-                    bad = 1;
-                    break;
-                }
-        }
-        json_object_set_new(out, f->name, cv);
+        json_t *x = json_object_get(in, f->name), *cv;
+        known += x != NULL;
+        bad |= field_check(w, f, x, old, mode, &d, &cv);
+        if (cv) json_object_set_new(out, f->name, cv);
     }
+    bad |= unknown_keys(c, in, known, &d);
     if (bad) {
         json_decref(out);
-        d.code = KITH_EVALIDATION;
-        snprintf(d.msg, sizeof d.msg, "%s: the record breaks the schema", c->name);
-        err_restore(&d);
+        validation_failed(c, &d);
         return NULL;
     }
     return out;
+}
+
+int store_revalidate(store_wtxn_t *w, const store_coll_t *c, json_t *in, json_t *const *pre,
+                     const json_t *old, int mode)
+{
+    err_clear();
+    err_diag_t d;
+    d.nfields = 0;
+    d.fields_dropped = 0;
+    if (!json_is_object(in)) {
+        err_set(KITH_EINVAL, "a record is a JSON object");
+        return KITH_EINVAL;
+    }
+    int bad = 0;
+    size_t known = 0, first_new = c->nfields;
+    for (size_t i = 0; i < c->nfields; i++) {
+        const store_field_t *f = &c->fields[i];
+        json_t *x = json_object_get(in, f->name), *cv;
+        if (x && x == pre[i]) { /* as it was validated */
+            known++;
+            continue;
+        }
+        bad |= field_check(w, f, x, old, mode, &d, &cv);
+        if (cv) {
+            if ((!x || !pre[i]) && first_new == c->nfields) first_new = i;
+            json_object_set_new(in, f->name, cv); /* a value replaced keeps its place */
+            known++;
+        } else if (x) {
+            json_object_del(in, f->name); /* null: no value */
+        }
+    }
+    bad |= unknown_keys(c, in, known, &d);
+    if (bad) {
+        validation_failed(c, &d);
+        return KITH_EVALIDATION;
+    }
+    /* New keys went last: the fields from the first of them on move behind
+     * them, in schema order, so the record is in schema order again. */
+    for (size_t i = first_new; i < c->nfields; i++) {
+        json_t *v = json_object_get(in, c->fields[i].name);
+        if (!v) continue;
+        json_incref(v);
+        json_object_del(in, c->fields[i].name);
+        json_object_set_new(in, c->fields[i].name, v);
+    }
+    return 0;
 }

@@ -538,6 +538,116 @@ static void records_in_a_store(void **state)
 /* Regression: an update re-checked every ref, so a record whose ref target had
  * been deleted could not be edited at all. Unchanged refs are not re-checked;
  * writing a ref to a missing record is still refused. */
+/* ---- store_revalidate: a record a before-hook amended in place ---- */
+
+typedef struct amended {
+    store_coll_t *c;
+    json_t *rec, *pre[8];
+} amended_t;
+
+/* A record as store_validate made it for a create, and the values a hook
+ * starts from (as store_op's before_hook keeps them). */
+static void amended_open(amended_t *a, store_coll_t *c, const char *in)
+{
+    a->c = c;
+    json_t *j = tu_json(in);
+    a->rec = store_validate(NULL, c, j, NULL, VALIDATE_CREATE);
+    json_decref(j);
+    assert_non_null(a->rec);
+    for (size_t i = 0; i < c->nfields; i++)
+        a->pre[i] = json_incref(json_object_get(a->rec, c->fields[i].name));
+}
+
+static int amended_check(amended_t *a)
+{
+    return store_revalidate(NULL, a->c, a->rec, a->pre, NULL, VALIDATE_CREATE);
+}
+
+/* The record's text (keys in object order) is want. */
+static void amended_is(amended_t *a, const char *want)
+{
+    char *s = json_to_str(a->rec, NULL);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+static void amended_close(amended_t *a)
+{
+    for (size_t i = 0; i < a->c->nfields; i++)
+        json_decref(a->pre[i]);
+    json_decref(a->rec);
+}
+
+static void revalidate_after_an_amend(void **state)
+{
+    (void)state;
+    store_coll_t *c;
+    json_t *def = tu_json("{\"name\":\"r\",\"fields\":["
+                          "{\"name\":\"a\",\"type\":\"string\",\"required\":true},"
+                          "{\"name\":\"b\",\"type\":\"int\"},"
+                          "{\"name\":\"c\",\"type\":\"email\"},"
+                          "{\"name\":\"d\",\"type\":\"string\",\"default\":\"dflt\"},"
+                          "{\"name\":\"e\",\"type\":\"int\"}]}");
+    assert_ok(schema_coll_parse(def, 0, &c));
+    json_decref(def);
+    amended_t a;
+
+    /* keys the hook adds are checked, made canonical and put in schema
+     * order; the values it left alone are the very same values */
+    amended_open(&a, c, "{\"e\":5,\"a\":\"x\"}");
+    amended_is(&a, "{\"a\":\"x\",\"d\":\"dflt\",\"e\":5}");
+    json_t *a0 = json_object_get(a.rec, "a");
+    json_object_set_new(a.rec, "c", json_string("  ann@example.com "));
+    json_object_set_new(a.rec, "b", json_integer(7));
+    assert_ok(amended_check(&a));
+    amended_is(&a, "{\"a\":\"x\",\"b\":7,\"c\":\"ann@example.com\",\"d\":\"dflt\",\"e\":5}");
+    assert_ptr_equal(json_object_get(a.rec, "a"), a0);
+    amended_close(&a);
+
+    /* a value replaced keeps its place; null means no value */
+    amended_open(&a, c, "{\"a\":\"x\",\"b\":1,\"e\":5}");
+    json_object_set_new(a.rec, "a", json_string(" y "));
+    json_object_set_new(a.rec, "e", json_null());
+    assert_ok(amended_check(&a));
+    amended_is(&a, "{\"a\":\" y \",\"b\":1,\"d\":\"dflt\"}");
+    amended_close(&a);
+
+    /* a field with a default that the hook removed gets it back, in place */
+    amended_open(&a, c, "{\"a\":\"x\",\"e\":5}");
+    json_object_del(a.rec, "d");
+    json_object_set_new(a.rec, "b", json_integer(2));
+    assert_ok(amended_check(&a));
+    amended_is(&a, "{\"a\":\"x\",\"b\":2,\"d\":\"dflt\",\"e\":5}");
+    amended_close(&a);
+
+    /* what breaks the schema: every offending key named */
+    amended_open(&a, c, "{\"a\":\"x\"}");
+    json_object_del(a.rec, "a");
+    json_object_set_new(a.rec, "b", json_string("seven"));
+    json_object_set_new(a.rec, "zz", json_integer(1));
+    json_object_set_new(a.rec, "id", json_string("x"));
+    assert_int_equal(amended_check(&a), KITH_EVALIDATION);
+    const err_diag_t *e = err_last();
+    assert_int_equal(e->nfields, 4);
+    int seen = 0;
+    for (int i = 0; i < e->nfields; i++) {
+        const char *n = e->fields[i].name, *m = e->fields[i].msg;
+        if (strcmp(n, "a") == 0 && strstr(m, "required")) seen |= 1;
+        if (strcmp(n, "b") == 0) seen |= 2;
+        if (strcmp(n, "zz") == 0 && strstr(m, "unknown field")) seen |= 4;
+        if (strcmp(n, "id") == 0 && strstr(m, "set by Kith")) seen |= 8;
+    }
+    assert_int_equal(seen, 15);
+    amended_close(&a);
+
+    /* nothing amended: nothing to do, and a clean result */
+    amended_open(&a, c, "{\"a\":\"x\",\"b\":3}");
+    assert_ok(amended_check(&a));
+    amended_is(&a, "{\"a\":\"x\",\"b\":3,\"d\":\"dflt\"}");
+    amended_close(&a);
+    schema_coll_free(c);
+}
+
 static void unchanged_ref_to_deleted_record(void **state)
 {
     (void)state;
@@ -573,6 +683,7 @@ int main(void)
         cmocka_unit_test(money_values),       cmocka_unit_test(datetime_and_date_values),
         cmocka_unit_test(scalar_values),      cmocka_unit_test(array_values),
         cmocka_unit_test(records_in_a_store), cmocka_unit_test(unchanged_ref_to_deleted_record),
+        cmocka_unit_test(revalidate_after_an_amend),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
