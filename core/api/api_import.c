@@ -70,12 +70,10 @@ static void add_error(api_import_t *imp, size_t row, int status, const char *det
     }
     json_t *e =
         json_pack("{s:I,s:i,s:s}", "row", (json_int_t)row, "status", status, "detail", detail);
-    if (d && d->nfields) {
-        json_t *f = json_array();
-        for (int i = 0; i < d->nfields; i++)
-            json_array_append_new(
-                f, json_pack("{s:s,s:s}", "field", d->fields[i].name, "detail", d->fields[i].msg));
-        json_object_set_new(e, "errors", f);
+    json_t *m = api_problem_members(d);
+    if (m) {
+        json_object_update(e, m);
+        json_decref(m);
     }
     json_array_append_new(imp->errors, e);
 }
@@ -155,7 +153,7 @@ static int read_header(api_import_t *imp, const char *const *f, const size_t *le
             if (!seen) return err_set(KITH_EINVAL, "map: the file has no column '%s'", k);
         }
     }
-    if (imp->upsert) {
+    if (imp->upsert && imp->upsert[0]) {
         int mapped = 0;
         for (size_t i = 0; i < n; i++)
             if (imp->col_field[i] && strcmp(imp->col_field[i]->name, imp->upsert) == 0) mapped = 1;
@@ -350,7 +348,7 @@ api_import_t *api_import_new(store_t *st, const api_import_opts_t *o, loop_inbox
         err_set(KITH_EINTERNAL, "import: guard context too large");
         return NULL;
     }
-    if (o->upsert) {
+    if (o->upsert && strcmp(o->upsert, "true") != 0) {
         const store_field_t *f = store_coll_field(c, o->upsert);
         if (!f || !(f->flags & SF_UNIQUE)) {
             store_read_end(rt);
@@ -385,7 +383,8 @@ api_import_t *api_import_new(store_t *st, const api_import_opts_t *o, loop_inbox
     if (!imp->o.window) imp->o.window = 4096;
     if (!imp->o.errors_max) imp->o.errors_max = 1000;
     imp->map = o->map ? json_deep_copy(o->map) : NULL;
-    imp->upsert = o->upsert ? xstrdup(o->upsert) : NULL;
+    /* "": on conflict (store_op_upsert) */
+    imp->upsert = o->upsert ? xstrdup(strcmp(o->upsert, "true") == 0 ? "" : o->upsert) : NULL;
     imp->audit = o->audit ? json_incref(o->audit) : NULL;
     imp->defaults = o->defaults ? json_deep_copy(o->defaults) : NULL;
     imp->o.coll = imp->c->name;

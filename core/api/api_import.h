@@ -5,7 +5,8 @@
  * The first record is the header. Columns map to fields by an explicit map
  * ({"CSV column": "field"}) or by name (case-insensitive; spaces and dashes
  * read as _); other columns are ignored and reported. Each row becomes a
- * create, or with `upsert` an update of the record whose unique field matches.
+ * create, or with `upsert` an update of the record whose unique field matches
+ * (upsert "true": of the record the create conflicts with, store_op_upsert).
  * Text is converted by field type (int, number, bool, array "a;b", object
  * JSON; an empty cell is an absent value; a date-time without a zone is UTC).
  * Rows that fail are reported with their row number (the header is row 1) and
@@ -21,7 +22,7 @@ typedef struct api_import api_import_t;
 typedef struct api_import_opts {
     const char *coll;
     const json_t *map;     /* {"column": "field"} or NULL */
-    const char *upsert;    /* unique field to match on, or NULL */
+    const char *upsert;    /* unique field to match on, "true" (on conflict), or NULL */
     char delimiter;        /* 0 = ',' */
     json_t *audit;         /* {"actor","request"} for every row's audit entry, or NULL */
     store_guard_fn guard;  /* record scope check, or NULL */

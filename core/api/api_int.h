@@ -103,6 +103,9 @@ api_ws_t *api_ws_get(api_server_t *s, const char *name);
 const auth_role_t *api_ws_role(api_server_t *s, api_ws_t *ws, const char *name);
 /* Maps a KITH_E* code (and the thread's diagnostic) to a problem answer. */
 void api_fail(http_req_t *r, int code);
+/* A problem's members from a diagnostic: "errors" (its fields) and
+ * "existing_id"; NULL if it has neither. New reference. */
+json_t *api_problem_members(const err_diag_t *e);
 /* The HTTP status and problem type of a KITH_E* code, and in *detail what the
  * client may read: msg, or for a handler's or internal failure (whose message
  * may quote data the caller may not see) a generic text — then *detail != msg

@@ -193,11 +193,16 @@ static void add_collection(json_t *paths, json_t *schemas, const store_coll_t *c
     json_t *idem = param("Idempotency-Key", "header", 0,
                          json_pack("{s:s,s:i}", "type", "string", "maxLength", 200),
                          "a retry with the same key returns the first answer");
+    json_t *upsert = param("upsert", "query", 0, json_pack("{s:s}", "type", "string"),
+                           "true: if the record exists (a unique value, or a rule's duplicate "
+                           "check), update it instead (200); a unique field's name: update the "
+                           "record with the same value of it");
+    json_t *created = ok("201", "created", ref(name), problem_responses(e_write));
+    created = ok("200", "updated (upsert)", ref(name), created);
     json_object_set_new(coll_item, "post",
-                        json_pack("{s:s,s:s,s:[o],s:o,s:o}", "operationId", opid, "summary",
-                                  "create a record", "parameters", idem, "requestBody",
-                                  json_body(ref(input)), "responses",
-                                  ok("201", "created", ref(name), problem_responses(e_write))));
+                        json_pack("{s:s,s:s,s:[o,o],s:o,s:o}", "operationId", opid, "summary",
+                                  "create a record", "parameters", idem, upsert, "requestBody",
+                                  json_body(ref(input)), "responses", created));
     json_object_set_new(paths, p, coll_item);
     /* /v1/{c}/{id} */
     snprintf(p, sizeof p, "/v1/%s/{id}", c->name);
@@ -293,11 +298,13 @@ void api_h_openapi(http_req_t *r)
     json_t *paths = json_object(), *schemas = json_object();
     json_object_set_new(
         schemas, "Problem",
-        json_pack("{s:s,s:{s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s,s:{s:s}}}}",
+        json_pack("{s:s,s:{s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s,s:{s:s}},"
+                  "s:{s:s,s:s}}}",
                   "type", "object", "properties", "type", "type", "string", "title", "type",
                   "string", "status", "type", "integer", "detail", "type", "string", "instance",
                   "type", "string", "request_id", "type", "string", "errors", "type", "array",
-                  "items", "type", "object"));
+                  "items", "type", "object", "existing_id", "type", "string", "description",
+                  "409: the record this one duplicates, when the caller may read it"));
     for (size_t i = 0; i < s->ncolls; i++)
         if (s->colls[i]->name[0] != '_') add_collection(paths, schemas, s->colls[i]);
     store_read_end(rt);

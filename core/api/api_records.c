@@ -128,8 +128,8 @@ static void created(store_op_t *op, void *ctx)
     http_req_t *r = ctx;
     if (op->status)
         api_fail_op(r, op);
-    else
-        respond_written(r, op, 201);
+    else /* an upsert that updated: 200 */
+        respond_written(r, op, op->kind == STORE_OP_UPSERT && op->upserted != 1 ? 200 : 201);
     op_release(op);
 }
 
@@ -169,7 +169,21 @@ void api_h_records_create(http_req_t *r)
             return;
         }
     }
-    store_op_t *op = store_op_create(r->params[0], body);
+    /* ?upsert=true: if the create conflicts with a record (a unique value, or
+     * a rule's duplicate check), that record is updated; ?upsert=FIELD: the
+     * record whose unique FIELD has the body's value is */
+    char upsert[STORE_NAME_MAX] = "";
+    http_req_query(r, "upsert", upsert, sizeof upsert);
+    if (strcmp(upsert, "false") == 0) upsert[0] = '\0';
+    if (upsert[0] && auth_role_scope(api_req(r)->role, r->params[0], ACT_UPDATE) == SCOPE_NONE) {
+        json_decref(body);
+        http_respond_problem(r, 403, "forbidden", "upsert updates records: your role may not",
+                             NULL);
+        return;
+    }
+    store_op_t *op = !upsert[0] ? store_op_create(r->params[0], body)
+                         : store_op_upsert(r->params[0], strcmp(upsert, "true") == 0 ? "" : upsert,
+                                           body);
     json_decref(body);
     size_t n;
     const char *ik = http_req_header(r, "idempotency-key", &n);

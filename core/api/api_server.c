@@ -430,18 +430,27 @@ int api_status(int code, const char *msg, const char **type, const char **detail
     }
 }
 
-void api_fail(http_req_t *r, int code)
+json_t *api_problem_members(const err_diag_t *e)
 {
-    const err_diag_t *e = err_last();
-    const char *detail = e->code == code && e->msg[0] ? e->msg : err_name(code);
-    json_t *extra = NULL;
-    if (e->code == code && e->nfields) {
+    if (!e || (!e->nfields && !e->existing[0])) return NULL;
+    json_t *o = json_object();
+    if (e->nfields) {
         json_t *errs = json_array();
         for (int i = 0; i < e->nfields; i++)
             json_array_append_new(errs, json_pack("{s:s,s:s}", "field", e->fields[i].name, "detail",
                                                   e->fields[i].msg));
-        extra = json_pack("{s:o}", "errors", errs);
+        json_object_set_new(o, "errors", errs);
     }
+    /* set only where the caller may read that record (store_op_run) */
+    if (e->existing[0]) json_object_set_new(o, "existing_id", json_string(e->existing));
+    return o;
+}
+
+void api_fail(http_req_t *r, int code)
+{
+    const err_diag_t *e = err_last();
+    const char *detail = e->code == code && e->msg[0] ? e->msg : err_name(code);
+    json_t *extra = e->code == code ? api_problem_members(e) : NULL;
     const char *type, *shown;
     int status = api_status(code, detail, &type, &shown);
     if (shown != detail) log_error("api", "request %s: %s", r->id, detail);

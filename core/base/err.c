@@ -13,6 +13,7 @@ int err_set(int code, const char *fmt, ...)
     tls_diag.code = code;
     tls_diag.nfields = 0;
     tls_diag.fields_dropped = 0;
+    tls_diag.existing[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(tls_diag.msg, sizeof tls_diag.msg, fmt, ap);
     va_end(ap);
@@ -57,6 +58,11 @@ void err_field_add(const char *field, const char *fmt, ...)
     va_end(ap);
 }
 
+void err_existing(const char *id)
+{
+    snprintf(tls_diag.existing, sizeof tls_diag.existing, "%s", id ? id : "");
+}
+
 const err_diag_t *err_last(void)
 {
     return &tls_diag;
@@ -68,6 +74,7 @@ void err_save(err_diag_t *dst)
     memcpy(dst->msg, tls_diag.msg, sizeof dst->msg);
     dst->nfields = tls_diag.nfields;
     dst->fields_dropped = tls_diag.fields_dropped;
+    memcpy(dst->existing, tls_diag.existing, sizeof dst->existing);
     memcpy(dst->fields, tls_diag.fields, sizeof(err_field_t) * (size_t)tls_diag.nfields);
 }
 
@@ -77,6 +84,7 @@ int err_restore(const err_diag_t *src)
     memcpy(tls_diag.msg, src->msg, sizeof tls_diag.msg);
     tls_diag.nfields = src->nfields;
     tls_diag.fields_dropped = src->fields_dropped;
+    memcpy(tls_diag.existing, src->existing, sizeof tls_diag.existing);
     memcpy(tls_diag.fields, src->fields, sizeof(err_field_t) * (size_t)src->nfields);
     return src->code;
 }
@@ -87,6 +95,7 @@ void err_clear(void)
     tls_diag.msg[0] = '\0';
     tls_diag.nfields = 0;
     tls_diag.fields_dropped = 0;
+    tls_diag.existing[0] = '\0';
 }
 
 const char *err_name(int code)

@@ -47,11 +47,15 @@ typedef struct err_diag {
     char msg[ERR_MSG_MAX];
     int nfields;        /* entries used in fields[] */
     int fields_dropped; /* fields that did not fit */
+    /* KITH_EEXIST: the id of the record the write conflicts with (a unique
+     * value, or a rule's duplicate check), or "". Whoever answers a client
+     * shows it only if the client may read that record. */
+    char existing[32];
     err_field_t fields[ERR_FIELDS_MAX];
 } err_diag_t;
 
 /* Records code and a printf-style message for this thread, clearing the field
- * list. Returns code, so `return err_set(KITH_EINVAL, "...")` reads well. */
+ * list and the existing record. Returns code, so `return err_set(KITH_EINVAL, "...")` reads well. */
 int err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prefixes the current message with "<prefix>: ", keeping code and fields.
@@ -60,6 +64,9 @@ int err_wrap(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Appends one offending field to this thread's diagnostic. */
 void err_field_add(const char *field, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Names the record this thread's conflict is with (err_diag_t.existing). */
+void err_existing(const char *id);
 
 /* The calling thread's diagnostic; valid until the thread's next err_* call. */
 const err_diag_t *err_last(void);

@@ -302,6 +302,12 @@ static int fields_match(const handler_t *h, const char *const *changed, size_t n
     return 0;
 }
 
+int bus_refusal(int code)
+{
+    return code == KITH_EVETO || code == KITH_EEXIST || code == KITH_ECONFLICT ||
+           code == KITH_EVALIDATION || code == KITH_EPERM;
+}
+
 /* Runs one handler with w's origin set to it, one level deeper. */
 static int run_handler(bus_t *b, handler_t *h, store_wtxn_t *w, bus_event_t *ev)
 {
@@ -312,7 +318,7 @@ static int run_handler(bus_t *b, handler_t *h, store_wtxn_t *w, bus_event_t *ev)
     atomic_fetch_add(&b->runs, 1);
     int rc = h->fn(h->ctx, w, ev);
     store_wtxn_set_origin(w, origin0, depth0);
-    if (rc == KITH_EVETO && ev->before_phase) {
+    if (ev->before_phase && bus_refusal(rc)) {
         atomic_fetch_add(&b->vetoes, 1);
     } else if (rc) {
         atomic_fetch_add(&b->errors, 1);

@@ -58,11 +58,19 @@ typedef struct bus_event {
     const char *key; /* the running handler's key (owner/name) */
 } bus_event_t;
 
-/* Returns 0, or a KITH_E* code with err_set: KITH_EVETO (before-hooks only)
- * refuses the write with the message; anything else is a failure (logged,
+/* Returns 0, or a KITH_E* code with err_set: a refusal (bus_refusal; before-
+ * hooks only) refuses the write with the message, its fields and the
+ * existing record the code names; anything else is a failure (logged,
  * counted; a before-hook's failure fails the write, an after-hook's is
  * retried later). */
 typedef int (*bus_fn)(void *ctx, store_wtxn_t *w, bus_event_t *ev);
+
+/* Whether a before-hook returning code refuses the write (as a client's
+ * mistake: the write fails with that code, nothing is logged) rather than
+ * fails: KITH_EVETO (422), KITH_EEXIST (409, a duplicate; err_existing
+ * names it), KITH_ECONFLICT (409), KITH_EVALIDATION (422, with fields),
+ * KITH_EPERM (403). */
+int bus_refusal(int code);
 
 typedef struct bus_handler_def {
     const char *event;         /* an event name (see above) */

@@ -42,6 +42,23 @@ static int p_fail(int code, const char *fmt, ...)
     return err_set(code, "%s", msg);
 }
 
+static void p_fail_field(const char *field, const char *fmt, ...)
+{
+    char msg[ERR_FIELD_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt ? fmt : "", ap);
+    va_end(ap);
+    err_field_add(field ? field : "", "%s", msg);
+}
+
+static void p_fail_existing(const char *id)
+{
+    kith_id_t x;
+    /* only a well-formed id: the writer looks it up */
+    err_existing(id && id_decode(id, strlen(id), &x) == 0 ? id : "");
+}
+
 static const char *api_errmsg(void)
 {
     return err_last()->msg;
@@ -474,10 +491,19 @@ int plugin_hook_call(void *ctx, store_wtxn_t *w, bus_event_t *ev)
         }
         return 0;
     }
+    if (ev->before_phase && bus_refusal(rc)) {
+        /* the plugin's message, fields and existing record, as it set them */
+        if (err_last()->code != rc || !err_last()->msg[0]) {
+            err_diag_t d;
+            err_save(&d);
+            d.code = rc;
+            if (!d.msg[0]) snprintf(d.msg, sizeof d.msg, "refused by a rule");
+            err_restore(&d);
+        }
+        return rc;
+    }
     char msg[ERR_MSG_MAX]; /* err_set writes where err_last points */
     snprintf(msg, sizeof msg, "%s", err_last()->msg);
-    if (rc == KITH_EVETO && ev->before_phase)
-        return err_set(KITH_EVETO, "%s", msg[0] ? msg : "refused by a rule");
     return err_set(KITH_EHANDLER, "plugin %s (%s): %s", h->pl->name, h->name,
                    msg[0] ? msg : "failed");
 }
@@ -723,4 +749,6 @@ const kith_api_t plugin_api_table = {
     .string_value = s_value,
     .integer_value = i_value,
     .number_value = n_value,
+    .fail_field = p_fail_field,
+    .fail_existing = p_fail_existing,
 };

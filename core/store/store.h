@@ -245,7 +245,10 @@ store_op_t *store_op_schema(json_t *def);
 store_op_t *store_op_field(const char *coll, const char *name, json_t *def);
 store_op_t *store_op_cursor_set(const char *consumer, uint64_t seq);
 /* Merges fields (RFC 7396) into the record whose unique field `match` has the
- * same value, or creates one. match must be a ready unique index. */
+ * same value, or creates one. match must be a ready unique index. With match
+ * "", the create is tried and, if it fails because a record exists (a unique
+ * value, or a before-hook's duplicate check naming the record), that record
+ * is updated instead. op->upserted: 1 created, 2 updated. */
 store_op_t *store_op_upsert(const char *coll, const char *match, json_t *fields);
 store_op_t *store_op_custom(store_custom_fn fn, void *udata);
 /* An audit entry alone: entry is {"actor","request","action","collection",

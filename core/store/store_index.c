@@ -153,11 +153,15 @@ static int unique_check(store_wtxn_t *w, const store_coll_t *c, const store_fiel
     }
     mdb_cursor_close(cur);
     if (conflict) {
-        /* Not naming the other record: callers may not be allowed to see it,
-         * and an id would tell them it exists. */
+        /* The message does not name the other record: callers may not be
+         * allowed to see it. Its id goes in the diagnostic, for the writer to
+         * show only to those who may (store_op_run). */
         err_set(KITH_EEXIST, "%s: %s must be unique; another record has this value", c->name,
                 f->name);
         err_field_add(f->name, "another %s record has this value", c->name);
+        char ids[ID_TEXT_LEN + 1];
+        id_encode(&other, ids);
+        err_existing(ids);
         return KITH_EEXIST;
     }
     if (rc != 0 && rc != MDB_NOTFOUND) return store_mdb_err(rc, "index");

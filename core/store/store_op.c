@@ -243,7 +243,11 @@ static int put_record(store_wtxn_t *w, const store_coll_t *c, const kith_id_t *i
     buf_free(&rb);
     if (rc == MDB_KEYEXIST) {
         free(js);
-        return err_set(KITH_EEXIST, "%s: a record with this id exists", c->name);
+        err_set(KITH_EEXIST, "%s: a record with this id exists", c->name);
+        char ids[ID_TEXT_LEN + 1];
+        id_encode(id, ids);
+        err_existing(ids);
+        return KITH_EEXIST;
     }
     if (rc) {
         free(js);
@@ -595,8 +599,12 @@ static int find_unique(store_wtxn_t *w, const store_coll_t *c, const store_field
     return rc;
 }
 
+static int upsert_update(store_wtxn_t *w, store_op_t *op);
+static int upsert_on_conflict(store_wtxn_t *w, store_op_t *op);
+
 static int op_upsert(store_wtxn_t *w, store_op_t *op)
 {
+    if (!op->field[0]) return upsert_on_conflict(w, op);
     const store_coll_t *c = op_coll(w, op);
     if (!c) return KITH_ENOTFOUND;
     const store_field_t *f = store_coll_field(c, op->field);
@@ -622,15 +630,72 @@ static int op_upsert(store_wtxn_t *w, store_op_t *op)
         if (rc == 0) op->upserted = 1;
         return rc;
     }
+    return upsert_update(w, op);
+}
+
+/* Upsert on conflict: the create runs in its own nested transaction, and if
+ * it fails because the record exists (a unique value, or a before-hook's
+ * duplicate check, such as one over normalised e-mail addresses), that record
+ * is updated with the same fields instead. */
+static int create_fn(store_wtxn_t *w, void *arg)
+{
+    return op_create(w, arg);
+}
+
+static int upsert_on_conflict(store_wtxn_t *w, store_op_t *op)
+{
+    const store_coll_t *c = op_coll(w, op);
+    if (!c) return KITH_ENOTFOUND;
+    int rc = store_wtxn_nested(w, create_fn, op);
+    if (rc == 0) {
+        op->upserted = 1;
+        return 0;
+    }
+    const err_diag_t *e = err_last();
+    if (rc != KITH_EEXIST || e->code != KITH_EEXIST || !e->existing[0] || w->retry) return rc;
+    if (id_decode(e->existing, strlen(e->existing), &op->id) != 0) return rc;
+    err_diag_t conflict;
+    err_save(&conflict);
+    rc = upsert_update(w, op);
+    /* a record outside the caller's scope is not theirs to update: the
+     * conflict stands (and existing_shown will not name it) */
+    if (rc == KITH_ENOTFOUND && !w->retry) rc = err_restore(&conflict);
+    return rc;
+}
+
+static int upsert_update(store_wtxn_t *w, store_op_t *op)
+{
     int kind = op->kind;
     op->kind = STORE_OP_UPDATE; /* op_modify reads the kind */
-    rc = op_modify(w, op);
+    int rc = op_modify(w, op);
     op->kind = kind;
     if (rc == 0) op->upserted = 2;
     return rc;
 }
 
-int store_op_run(store_wtxn_t *w, store_op_t *op)
+/* A conflict names the existing record only if op's caller may see it (its
+ * guard, as for a read of that record). */
+static int existing_shown(store_wtxn_t *w, store_op_t *op, int rc)
+{
+    if (rc != KITH_EEXIST || !err_last()->existing[0]) return rc;
+    err_diag_t d;
+    err_save(&d);
+    const store_coll_t *c = store_schema_coll(w->schema, op->coll);
+    kith_id_t id;
+    store_record_t rec;
+    int shown = 0;
+    if (c && id_decode(d.existing, strlen(d.existing), &id) == 0 &&
+        store_rec_get(w->st, w->txn, c, &id, &rec) == 0) {
+        json_t *f = op->guard ? json_parse(rec.json, rec.json_len) : NULL;
+        shown = !op->guard || (f && op->guard(w, op, f, NULL) == 0);
+        if (f) json_decref(f);
+    }
+    if (!shown) d.existing[0] = '\0';
+    err_restore(&d);
+    return rc;
+}
+
+static int op_run(store_wtxn_t *w, store_op_t *op)
 {
     switch (op->kind) {
     case STORE_OP_CREATE:
@@ -655,4 +720,9 @@ int store_op_run(store_wtxn_t *w, store_op_t *op)
     default:
         return err_set(KITH_EINVAL, "unknown op kind %d", op->kind);
     }
+}
+
+int store_op_run(store_wtxn_t *w, store_op_t *op)
+{
+    return existing_shown(w, op, op_run(w, op));
 }

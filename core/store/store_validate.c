@@ -438,6 +438,7 @@ json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in,
     err_diag_t d;
     d.nfields = 0;
     d.fields_dropped = 0;
+    d.existing[0] = '\0';
     if (!json_is_object(in)) {
         err_set(KITH_EINVAL, "a record is a JSON object");
         return NULL;
@@ -468,6 +469,7 @@ int store_revalidate(store_wtxn_t *w, const store_coll_t *c, json_t *in, json_t 
     err_diag_t d;
     d.nfields = 0;
     d.fields_dropped = 0;
+    d.existing[0] = '\0';
     if (!json_is_object(in)) {
         err_set(KITH_EINVAL, "a record is a JSON object");
         return KITH_EINVAL;

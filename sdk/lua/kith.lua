@@ -503,4 +503,4 @@ kith.json.null = nil
 ---together); it grows by one whenever the API gains something. A script
 ---that needs a newer feature can check it: `assert(kith.api_level >= 1)`.
 ---@type integer
-kith.api_level = 1
+kith.api_level = 2

@@ -26,7 +26,7 @@ BAD = {
     "truncated": "is truncated",
     "wrong_abi": "built for plugin ABI 99; this kith speaks ABI 1",
     "wrong_signature": "built with signature 'kith-abi1/p4/l4/o4321'",
-    "api_too_new": "needs API level 2; this kith offers 1",
+    "api_too_new": "needs API level 3; this kith offers 2",
     "no_descriptor": "exports no kith_plugin descriptor",
     "duplicate_name": "duplicate name: a plugin named hello is already loaded",
     "unresolved": "undefined symbol: kith_fixture_no_such_symbol",

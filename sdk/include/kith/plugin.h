@@ -41,7 +41,7 @@ extern "C" {
 #define KITH_PLUGIN_ABI 1
 /* Bumped when the table, the Lua API or the HTTP API grows: a plugin asks for
  * a minimum level and is refused by an older server. */
-#define KITH_PLUGIN_API_LEVEL 1
+#define KITH_PLUGIN_API_LEVEL 2
 
 #if defined(__GNUC__) || defined(__clang__)
 #define KITH_PLUGIN_EXPORT       __attribute__((visibility("default")))
@@ -157,9 +157,14 @@ typedef struct kith_event {
     int test;
 } kith_event_t;
 
-/* 0, KITH_PLUGIN_EVETO (before-hooks: refuse, with api->fail's message), or
- * another code: a failure (a before-hook's fails the write; an after-hook's
- * is retried with backoff, never skipped). */
+/* 0; a refusal (before-hooks only, with api->fail's message): the write
+ * fails as the client's mistake with KITH_PLUGIN_EVETO (HTTP 422),
+ * KITH_PLUGIN_EVALIDATION (422, name the fields with api->fail_field),
+ * KITH_PLUGIN_EEXIST (409, a duplicate: name it with api->fail_existing, and
+ * an upsert updates that record instead), KITH_PLUGIN_ECONFLICT (409) or
+ * KITH_PLUGIN_EPERM (403) — the last four from API level 2 on; or another
+ * code: a failure (a before-hook's fails the write with HTTP 500 and a log
+ * line; an after-hook's is retried with backoff, never skipped). */
 typedef int (*kith_event_fn)(void *ud, kith_txn_t *tx, kith_event_t *ev);
 
 typedef struct kith_hook {
@@ -346,6 +351,16 @@ struct kith_api {
     const char *(*string_value)(const kith_json_t *v);         /* NULL if not a string */
     int64_t (*integer_value)(const kith_json_t *v);            /* 0 if not an integer */
     double (*number_value)(const kith_json_t *v);              /* integer or real; else 0 */
+
+    /* -- API level 2 -- */
+    /* After api->fail: one offending field of the failure, listed in the
+     * problem's "errors" ({"field", "detail"}). */
+    void (*fail_field)(const char *field, const char *fmt, ...) KITH_PLUGIN_PRINTF(2, 3);
+    /* After api->fail(KITH_PLUGIN_EEXIST, ...): the id of the record the
+     * write duplicates, in the same collection. The client sees it as the
+     * problem's "existing_id" if it may read that record; an upsert
+     * (POST /v1/{collection}?upsert=true) updates it instead. */
+    void (*fail_existing)(const char *id);
 };
 
 #ifdef __cplusplus

@@ -295,7 +295,7 @@ static void drift_is_reported(void **state)
     at = strstr(copy, "\nfunction kith.time.now(");
     assert_non_null(at);
     memcpy(at + 1, "kith.time.now = nil --", 22);
-    at = strstr(copy, "\nkith.api_level = 1");
+    at = strstr(copy, "\nkith.api_level = 2");
     assert_non_null(at);
     at[18] = '7';
     size_t n = strlen(copy);

@@ -269,6 +269,72 @@ static void upsert_matches_unique_field(void **state)
     json_decref(c);
 }
 
+/* A guard that lets the caller touch only records whose "first" is "A". */
+static int only_a(store_wtxn_t *w, store_op_t *op, const json_t *before, const json_t *after)
+{
+    (void)w, (void)op;
+    const json_t *r = before ? before : after;
+    const char *first = json_string_value(json_object_get(r, "first"));
+    if (first && strcmp(first, "A") != 0) return err_set(KITH_ENOTFOUND, "no such record");
+    return 0;
+}
+
+static void upsert_on_conflict(void **state)
+{
+    fx_t *f = *state;
+    kith_id_t a, b;
+    assert_ok(tu_create(f->st, "contacts", "{\"first\":\"A\",\"email\":\"a@y.io\"}", &a));
+    assert_ok(tu_create(f->st, "contacts", "{\"first\":\"B\",\"email\":\"b@y.io\"}", &b));
+    char as[ID_TEXT_LEN + 1];
+    id_encode(&a, as);
+    /* a unique conflict names the record it is with */
+    assert_int_equal(tu_create(f->st, "contacts", "{\"first\":\"C\",\"email\":\"A@Y.io\"}", NULL),
+                     KITH_EEXIST);
+    assert_string_equal(err_last()->existing, as);
+    /* upsert without a match field: the record the create conflicts with is
+     * updated, in the same op */
+    json_t *d = tu_json("{\"first\":\"A\",\"email\":\"a@Y.IO\",\"age\":7}");
+    store_op_t *op = store_op_upsert("contacts", "", d);
+    assert_ok(store_exec(f->st, op));
+    assert_int_equal(op->upserted, 2);
+    assert_memory_equal(op->rid.b, a.b, ID_LEN);
+    assert_int_equal(op->version, 2);
+    store_op_free(op);
+    json_decref(d);
+    /* no conflict: a create */
+    d = tu_json("{\"first\":\"D\",\"email\":\"d@y.io\"}");
+    op = store_op_upsert("contacts", "", d);
+    assert_ok(store_exec(f->st, op));
+    assert_int_equal(op->upserted, 1);
+    store_op_free(op);
+    json_decref(d);
+    assert_int_equal(tu_count(f->st, "contacts"), 3);
+    /* a guarded caller learns the id only of a record it may touch, and
+     * cannot upsert onto one it may not: the conflict stands */
+    d = tu_json("{\"first\":\"A\",\"email\":\"b@y.io\"}");
+    op = store_op_upsert("contacts", "", d);
+    op->guard = only_a;
+    assert_int_equal(store_exec(f->st, op), KITH_EEXIST);
+    assert_string_equal(op->diag->existing, "");
+    store_op_free(op);
+    op = store_op_create("contacts", d);
+    op->guard = only_a;
+    assert_int_equal(store_exec(f->st, op), KITH_EEXIST);
+    assert_string_equal(op->diag->existing, "");
+    store_op_free(op);
+    json_decref(d);
+    d = tu_json("{\"first\":\"A\",\"email\":\"a@y.io\"}");
+    op = store_op_create("contacts", d);
+    op->guard = only_a;
+    assert_int_equal(store_exec(f->st, op), KITH_EEXIST);
+    assert_string_equal(op->diag->existing, as);
+    store_op_free(op);
+    json_decref(d);
+    json_t *j = get_fields(f->st, &b, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "first")), "B");
+    json_decref(j);
+}
+
 /* Regression: records created in one millisecond (one batch) sorted by their
  * random bits, not in creation order. */
 static void ids_follow_creation_order(void **state)
@@ -295,6 +361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unique_violation, setup, teardown),
         cmocka_unit_test_setup_teardown(nul_in_strings_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(upsert_matches_unique_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(upsert_on_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(ids_follow_creation_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
