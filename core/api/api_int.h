@@ -15,7 +15,10 @@
 #define API_KEY_CACHE   512   /* per loop */
 #define API_KEY_TTL_MS  10000 /* a cached key is re-read at least this often */
 #define API_LAT_BUCKETS 14
-#define API_STATUS_MAX  26
+#define API_STATUS_MAX  27 /* api_status_list, then one for any other */
+
+/* The statuses /metrics counts one by one (API_STATUS_MAX - 1 of them). */
+extern const int api_status_list[API_STATUS_MAX - 1];
 
 /* An open workspace, shared by every loop. */
 typedef struct api_ws {

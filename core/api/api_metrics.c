@@ -10,8 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const int status_list[] = {200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408, 409, 412,
-                                  413, 414, 415, 417, 422, 428, 429, 431, 500, 503, 507, 501};
+
 static const char *const lat_le[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025",
                                      "0.005",  "0.01",    "0.025",  "0.05",  "0.1",
                                      "0.25",   "1",       "5",      "+Inf"};
@@ -112,7 +111,7 @@ void api_metrics_render(api_server_t *s, buf_t *b)
             if (!v) continue;
             char st[8];
             if (k < API_STATUS_MAX - 1)
-                snprintf(st, sizeof st, "%d", status_list[k]);
+                snprintf(st, sizeof st, "%d", api_status_list[k]);
             else
                 snprintf(st, sizeof st, "other");
             buf_addf(b, "kith_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",

@@ -253,6 +253,37 @@ void api_respond_revealing(http_req_t *r, const char *coll, json_t *ids, json_t 
     store_submit(api_req(r)->ws->st, op, api_inbox(r), reveal_audited, rv);
 }
 
+/* The id a record stands for (its SF_REDIRECT field: merged into that one),
+ * in to; "" if none. */
+static void redirect_target(const store_coll_t *c, const store_record_t *rec,
+                            char to[ID_TEXT_LEN + 1])
+{
+    for (size_t i = 0; i < c->nfields; i++) {
+        if (!(c->fields[i].flags & SF_REDIRECT)) continue;
+        json_t *j = json_parse(rec->json, rec->json_len);
+        const char *s = j ? json_string_value(json_object_get(j, c->fields[i].name)) : NULL;
+        if (s && strlen(s) == ID_TEXT_LEN) memcpy(to, s, ID_TEXT_LEN + 1);
+        if (j) json_decref(j);
+        return;
+    }
+}
+
+/* 308 to the record a merged one stands for (clients follow it; the body
+ * says the same for those that do not). */
+static void respond_redirect(http_req_t *r, const store_coll_t *c, const char *to)
+{
+    char loc[256], hdr[300];
+    snprintf(loc, sizeof loc, "/v1/%s/%s", c->name, to);
+    snprintf(hdr, sizeof hdr, "Location: %s\r\n", loc);
+    json_t *body = json_pack("{s:s,s:s,s:s}", "detail", "this record was merged into another",
+                             "id", to, "location", loc);
+    size_t n;
+    char *s = json_to_str(body, &n);
+    json_decref(body);
+    http_respond(r, 308, "application/json", s, n, hdr);
+    free(s);
+}
+
 void api_h_records_get(http_req_t *r)
 {
     api_req_t *q = api_req(r);
@@ -287,7 +318,15 @@ void api_h_records_get(http_req_t *r)
     json_t *revealed = json_array();
     rc = api_render_record(&v, c, &rec, NULL, &b, revealed);
     uint64_t version = rec.version;
+    char to[ID_TEXT_LEN + 1] = "";
+    if (rc == 0) redirect_target(c, &rec, to);
     store_read_end(rt);
+    if (to[0]) {
+        buf_free(&b);
+        json_decref(revealed);
+        respond_redirect(r, c, to);
+        return;
+    }
     if (rc) {
         buf_free(&b);
         json_decref(revealed);

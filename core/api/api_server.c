@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static const int status_list[API_STATUS_MAX - 1] = {200, 201, 204, 206, 304, 400, 401, 403, 404,
-                                                    405, 408, 409, 412, 413, 414, 415, 417, 422,
-                                                    428, 429, 431, 500, 503, 507, 501};
+const int api_status_list[API_STATUS_MAX - 1] = {200, 201, 204, 206, 304, 308, 400, 401, 403,
+                                                 404, 405, 408, 409, 412, 413, 414, 415, 417,
+                                                 422, 428, 429, 431, 500, 503, 507, 501};
 static const double lat_bounds[API_LAT_BUCKETS - 1] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
 
@@ -300,7 +300,7 @@ static int hook_before(http_req_t *r)
 static int status_index(int status)
 {
     for (int i = 0; i < API_STATUS_MAX - 1; i++)
-        if (status_list[i] == status) return i;
+        if (api_status_list[i] == status) return i;
     return API_STATUS_MAX - 1;
 }
 

@@ -35,6 +35,8 @@ const char *http_status_text(int s)
         return "Not Modified";
     case 307:
         return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:

@@ -195,7 +195,7 @@ static int parse_bool(const json_t *fd, const char *key, int *out, const char *f
 static const char *const field_keys[] = {
     "name",        "type",   "required",    "unique",       "indexed",     "searchable",
     "sensitive",   "values", "ref",         "items",        "max_length",  "default",
-    "description", "index",  "index_state", "prefix_index", "prefix_state"};
+    "description", "index",  "index_state", "prefix_index", "prefix_state", "redirect"};
 
 static int parse_field(const json_t *fd, store_field_t *f, int stored)
 {
@@ -240,13 +240,14 @@ static int parse_field(const json_t *fd, store_field_t *f, int stored)
                              "date, enum, email, phone, money, ref, array, object");
         return -1;
     }
-    int req = 0, uniq = 0, idx = 0, srch = 0, sens = 0;
+    int req = 0, uniq = 0, idx = 0, srch = 0, sens = 0, redir = 0;
     if (parse_bool(fd, "required", &req, fname) || parse_bool(fd, "unique", &uniq, fname) ||
         parse_bool(fd, "indexed", &idx, fname) || parse_bool(fd, "searchable", &srch, fname) ||
-        parse_bool(fd, "sensitive", &sens, fname))
+        parse_bool(fd, "sensitive", &sens, fname) || parse_bool(fd, "redirect", &redir, fname))
         return -1;
     f->flags = (req ? SF_REQUIRED : 0) | (uniq ? SF_UNIQUE | SF_INDEXED : 0) |
-               (idx ? SF_INDEXED : 0) | (srch ? SF_SEARCHABLE : 0) | (sens ? SF_SENSITIVE : 0);
+               (idx ? SF_INDEXED : 0) | (srch ? SF_SEARCHABLE : 0) | (sens ? SF_SENSITIVE : 0) |
+               (redir ? SF_REDIRECT : 0);
 
     json_t *ji = json_object_get(fd, "items");
     if (f->type == ST_ARRAY) {
@@ -417,6 +418,11 @@ static int coll_parse(const json_t *def, int system, int stored, store_coll_t **
             bad = 1;
             continue;
         }
+        if ((f->flags & SF_REDIRECT) && (f->type != ST_REF || strcmp(f->ref, name) != 0)) {
+            err_field_add(f->name, "'redirect' applies to a ref to the same collection (%s)",
+                          name);
+            bad = 1;
+        }
         c->nfields++;
     }
     if (stored) {
@@ -474,6 +480,7 @@ static json_t *field_to_json(const store_field_t *f, int stored)
     if (f->flags & SF_INDEXED) json_object_set_new(j, "indexed", json_true());
     if (f->flags & SF_SEARCHABLE) json_object_set_new(j, "searchable", json_true());
     if (f->flags & SF_SENSITIVE) json_object_set_new(j, "sensitive", json_true());
+    if (f->flags & SF_REDIRECT) json_object_set_new(j, "redirect", json_true());
     size_t maxdef = f->type == ST_TEXT    ? STORE_TEXT_MAX
                     : f->type == ST_ARRAY ? STORE_ARRAY_MAX
                                           : STORE_STRING_MAX;

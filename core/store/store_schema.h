@@ -47,6 +47,9 @@ enum store_field_flag {
     SF_INDEXED = 1u << 2,
     SF_SEARCHABLE = 1u << 3, /* case-insensitive prefix index */
     SF_SENSITIVE = 1u << 4,  /* masked for roles without unmask */
+    /* a ref to the record's own collection: a record with it set stands for
+     * that one (merged into it), and GET of it answers 308 to it */
+    SF_REDIRECT = 1u << 5,
 };
 
 enum store_index_state {

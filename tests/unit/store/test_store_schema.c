@@ -364,6 +364,13 @@ static void definition_errors(void **state)
                  "a");
     refuse_field(f->st, "{\"name\":\"a\",\"type\":\"array\",\"items\":\"ref\",\"ref\":\"ghost\"}",
                  KITH_EVALIDATION, "a");
+    /* redirect: only a ref to the collection itself */
+    refuse_field(f->st, "{\"name\":\"a\",\"type\":\"string\",\"redirect\":true}",
+                 KITH_EVALIDATION, "a");
+    refuse_field(f->st, "{\"name\":\"a\",\"type\":\"ref\",\"ref\":\"other\",\"redirect\":true}",
+                 KITH_EVALIDATION, "a");
+    refuse_field(f->st, "{\"name\":\"a\",\"type\":\"ref\",\"ref\":\"c\",\"redirect\":1}",
+                 KITH_EVALIDATION, "a");
     /* what cannot be indexed */
     refuse_field(f->st, "{\"name\":\"a\",\"type\":\"text\",\"indexed\":true}", KITH_EVALIDATION,
                  "a");
