@@ -247,14 +247,20 @@ static int hook_before(http_req_t *r)
     const http_route_t *rt = r->route;
     if (rt->flags & HTTP_PUBLIC) return 0;
     size_t n;
-    const char *h = http_req_header(r, "authorization", &n);
-    if (!h || n < 7 || strncasecmp(h, "Bearer ", 7) != 0) {
-        http_respond_problem(r, 401, "unauthorized", "send an API key: Authorization: Bearer <key>",
-                             NULL);
-        return 1;
+    const char *h;
+    if (rt->flags & HTTP_KEY_IN_PATH) {
+        h = r->params[0];
+        n = strlen(h);
+    } else {
+        h = http_req_header(r, "authorization", &n);
+        if (!h || n < 7 || strncasecmp(h, "Bearer ", 7) != 0) {
+            http_respond_problem(r, 401, "unauthorized",
+                                 "send an API key: Authorization: Bearer <key>", NULL);
+            return 1;
+        }
+        h += 7;
+        n -= 7;
     }
-    h += 7;
-    n -= 7;
     while (n && *h == ' ')
         h++, n--;
     while (n && h[n - 1] == ' ')
@@ -341,9 +347,12 @@ static void hook_after(http_req_t *r)
     buf_addf(b, "time=%s level=info comp=http req=%s ws=%s key=%s method=%s path=", ts, r->id,
              r->log_workspace[0] ? r->log_workspace : "-", r->log_key[0] ? r->log_key : "-",
              http_method_name(r->method));
-    /* the path only (a query string may carry filter values) */
-    for (size_t i = 0; i < r->path_len && i < 512; i++) {
-        char c = r->url.p[i];
+    /* the path only (a query string may carry filter values); the pattern
+     * where the path holds a key */
+    const char *path = rt && (rt->flags & HTTP_KEY_IN_PATH) ? rt->pattern : r->url.p;
+    size_t plen = rt && (rt->flags & HTTP_KEY_IN_PATH) ? strlen(path) : r->path_len;
+    for (size_t i = 0; i < plen && i < 512; i++) {
+        char c = path[i];
         buf_addc(b, (c > 0x20 && c < 0x7f && c != '"') ? c : '?');
     }
     buf_addf(b, " route=%s status=%d bytes=%zu us=%llu\n", rt ? rt->name : "-", r->status,

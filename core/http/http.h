@@ -37,6 +37,9 @@ enum http_method {
 enum http_route_flag {
     HTTP_PUBLIC = 1u << 0,      /* no API key needed (/healthz, /metrics) */
     HTTP_STREAM_BODY = 1u << 1, /* body arrives in chunks through on_body (bulk, import) */
+    /* the API key is the first {param} of the path, not a header (public web
+     * forms); logs show the pattern instead of the path */
+    HTTP_KEY_IN_PATH = 1u << 2,
 };
 
 typedef void (*http_handler_fn)(http_req_t *r);

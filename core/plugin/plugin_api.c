@@ -59,6 +59,11 @@ static void p_fail_existing(const char *id)
     err_existing(id && id_decode(id, strlen(id), &x) == 0 ? id : "");
 }
 
+static const char *p_errexisting(void)
+{
+    return err_last()->code == KITH_EEXIST ? err_last()->existing : "";
+}
+
 static const char *api_errmsg(void)
 {
     return err_last()->msg;
@@ -305,8 +310,8 @@ static int write_op(kith_txn_t *tx, store_op_t *op, int action, kith_record_t *o
         snprintf(g.team, sizeof g.team, "%s", tx->who.team ? tx->who.team : "");
         op->udata = &g;
         op->guard = api_scope_guard;
-        if (tx->audit_who) store_op_set_audit(op, tx->audit_who); /* takes its own reference */
     }
+    if (tx->audit_who) store_op_set_audit(op, tx->audit_who); /* takes its own reference */
     store_wtxn_write(tx->w, op);
     int rc = op->status;
     if (rc && op->diag) err_restore(op->diag); /* the veto's or validation's message */
@@ -751,4 +756,5 @@ const kith_api_t plugin_api_table = {
     .number_value = n_value,
     .fail_field = p_fail_field,
     .fail_existing = p_fail_existing,
+    .errexisting = p_errexisting,
 };

@@ -290,7 +290,9 @@ static kith_txn_t call_txn(route_call_t *c)
 {
     kith_txn_t tx = {.pl = c->pr->pl,
                      .workspace = c->ws,
-                     .role = c->role,
+                     /* no role: the system's reach (the route's own action
+                      * was checked); writes are still audited as the caller */
+                     .role = c->pr->flags & KITH_ROUTE_AS_SYSTEM ? NULL : c->role,
                      .who = {c->user, c->team[0] ? c->team : NULL},
                      .unmask = c->unmask,
                      .audit_who = c->audit_who};

@@ -326,6 +326,11 @@ int plugin_reg_route(kith_plugin_t *p, const kith_route_t *given)
     if (!ident_ok(def->name, 64, "."))
         return err_set(KITH_EINVAL, "route %s: name '%s' is not 1-64 of a-z 0-9 _ .", def->pattern,
                        def->name ? def->name : "");
+    if (def->flags & ~(unsigned)(KITH_ROUTE_WRITE | KITH_ROUTE_KEY_IN_PATH | KITH_ROUTE_AS_SYSTEM))
+        return err_set(KITH_EINVAL, "route %s: unknown flags 0x%x", def->pattern, def->flags);
+    if ((def->flags & KITH_ROUTE_KEY_IN_PATH) && !strchr(def->pattern, '{'))
+        return err_set(KITH_EINVAL, "route %s: KITH_ROUTE_KEY_IN_PATH needs a {key} parameter",
+                       def->pattern);
     const char *act = def->action ? def->action : "";
     int rec = auth_action_from_name(act) >= 0;
     if (!rec && strcmp(act, "any") != 0 && !auth_cap_from_name(act))
@@ -744,6 +749,7 @@ plugin_set_t *plugin_load_all(const config_t *cfg)
                 .pattern = pr->pattern,
                 .name = pr->name,
                 .fn = plugin_route_handler,
+                .flags = pr->flags & KITH_ROUTE_KEY_IN_PATH ? HTTP_KEY_IN_PATH : 0,
                 .action = pr->action,
                 .coll = pr->coll,
                 .udata = pr,

@@ -183,6 +183,16 @@ typedef struct kith_hook {
 enum kith_route_flag {
     KITH_ROUTE_WRITE = 1u << 0, /* runs on the writer inside a write transaction;
                                    a failure rolls back everything it wrote */
+    /* API level 2: the pattern's first {param} is the caller's API key, in
+     * place of the Authorization header — for public web forms, which post to
+     * a URL. Logs show the pattern, not the path. Give such keys a role that
+     * may do only what the route needs. */
+    KITH_ROUTE_KEY_IN_PATH = 1u << 1,
+    /* API level 2: entity calls are not limited by the caller's role and
+     * scope (the route's own action is still checked before it runs, and
+     * writes are still audited as the caller): for routes that act for a
+     * narrow caller, such as a web form's key creating a lead. */
+    KITH_ROUTE_AS_SYSTEM = 1u << 2,
 };
 
 typedef struct kith_request {
@@ -361,6 +371,10 @@ struct kith_api {
      * problem's "existing_id" if it may read that record; an upsert
      * (POST /v1/{collection}?upsert=true) updates it instead. */
     void (*fail_existing)(const char *id);
+    /* After an entity call failed with KITH_PLUGIN_EEXIST: the id of the
+     * record it would duplicate, or "" if none was named (or the caller may
+     * not read it). Valid until the thread's next call into the core. */
+    const char *(*errexisting)(void);
 };
 
 #ifdef __cplusplus
