@@ -1,0 +1,275 @@
+"""plugins/leads: web-form capture with form keys, touches, attribution and
+lead conversion; and the X Education leads (../shared/corpus) imported
+through the API, their conversion rate per Lead Source read back through /v1
+queries."""
+import json
+import os
+import pathlib
+import shutil
+import urllib.parse
+
+import pytest
+
+from conftest import BIN, ROOT
+from kithserver import KithServer, list_all, problem, query_all
+
+PLUGINS = BIN.parent / "lib" / "kith" / "plugins"
+CORPUS = ROOT.parent / "shared" / "corpus" / "leads-x-education"
+
+
+def enable(datadir, tmp_path, names, config=None):
+    d = tmp_path / "plugins"
+    d.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(d, 0o755)
+    for n in names:
+        shutil.copy(PLUGINS / f"{n}.so", d / f"{n}.so")
+        os.chmod(d / f"{n}.so", 0o644)
+    p = pathlib.Path(datadir) / "kith.json"
+    c = json.loads(p.read_text())
+    c["plugins"] = {"dirs": [str(d)], "load": names}
+    if config:
+        c["plugins"]["config"] = config
+    p.write_text(json.dumps(c, indent=1))
+
+
+DEALS = [{"name": "name", "type": "string"}, {"name": "amount", "type": "money"},
+         {"name": "stage", "type": "string"}, {"name": "owner", "type": "string"},
+         {"name": "team", "type": "string"},
+         {"name": "contact_id", "type": "ref", "ref": "contacts", "indexed": True},
+         {"name": "company_id", "type": "ref", "ref": "companies"},
+         {"name": "lead_id", "type": "string", "indexed": True}]
+
+
+def start(tmp_path, datadir, config=None, env=None):
+    d, token = datadir
+    enable(d, tmp_path, ["identity", "leads"], config)
+    s = KithServer(d, env=env).start()
+    s.admin = token
+    # deals as the pipeline plugin declares them (only the fields used here)
+    r = s.req("PUT", "/v1/schema/deals", key=token, body={"fields": DEALS})
+    assert r.status in (200, 201), r
+    return s
+
+
+@pytest.fixture
+def srv(tmp_path, datadir):
+    s = start(tmp_path, datadir)
+    yield s
+    s.stop()
+
+
+def form_key(srv):
+    """A key for a web form: a role that may only create leads."""
+    r = srv.req("PUT", "/v1/roles/webform", key=srv.admin, body={
+        "collections": {"leads": {"actions": ["create"], "scope": "own"}}, "capabilities": []})
+    assert r.status in (200, 201), r
+    r = srv.req("POST", "/v1/keys", key=srv.admin, body={"role": "webform", "label": "site form"})
+    assert r.status == 201, r
+    return r.json["token"], r.json["id"]
+
+
+def capture(srv, key, body, form=True):
+    if form:
+        return srv.req("POST", f"/v1/capture/{key}", body=urllib.parse.urlencode(body),
+                       ctype="application/x-www-form-urlencoded")
+    return srv.req("POST", f"/v1/capture/{key}", body=body)
+
+
+def leads_by_email(srv, email):
+    return query_all(srv, srv.admin, "leads", {"filter": {"email": email}})
+
+
+def touches_of(srv, lead):
+    return query_all(srv, srv.admin, "touches", {"filter": {"lead_id": lead}, "sort": "at"})
+
+
+def test_a_web_form_captures_a_lead_and_its_touches(srv):
+    key, key_id = form_key(srv)
+    r = capture(srv, key, {"first_name": "Wei", "last_name": "Zhang", "email": " Wei@Example.CN",
+                           "phone": "138-1234-5678", "company": "Acme", "submit": "Send",
+                           "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "spring",
+                           "landing_page": "/pricing"})
+    assert r.status == 202 and r.json == {"accepted": True}, r
+    [lead] = leads_by_email(srv, "wei@example.cn")
+    assert lead["name"] == "Wei Zhang" and lead["phone"] == "+8613812345678"
+    assert (lead["source"], lead["medium"], lead["campaign"], lead["landing_page"]) == (
+        "google", "cpc", "spring", "/pricing")
+    assert lead["status"] == "new" and lead["touches"] == 1 and lead["origin"] == "web form"
+    [t] = touches_of(srv, lead["id"])
+    assert t["kind"] == "form" and t["source"] == "google" and t["form"] == key_id
+    # the same person from another form (JSON this time): the same lead, a
+    # second touch; what the lead has is kept, what it lacks is filled in
+    r = capture(srv, key, {"email": "wei@example.cn", "company": "Other", "title": "CTO",
+                           "utm_source": "newsletter", "utm_medium": "email"}, form=False)
+    assert r.status == 202, r
+    [lead] = leads_by_email(srv, "wei@example.cn")
+    assert lead["company"] == "Acme" and lead["title"] == "CTO" and lead["touches"] == 2
+    assert lead["source"] == "google"  # the first touch's
+    assert [t["source"] for t in touches_of(srv, lead["id"])] == ["google", "newsletter"]
+    # found by phone too
+    assert capture(srv, key, {"phone": "+86 138 1234 5678"}).status == 202
+    assert len(list_all(srv, srv.admin, "leads")) == 1
+    # a visit recorded by the site's tracker, with its own time
+    r = srv.req("POST", f"/v1/leads/{lead['id']}/touches", key=srv.admin,
+                body={"kind": "visit", "source": "bing", "at": "2026-01-02T03:04:05Z"})
+    assert r.status == 201, r
+    lead = srv.req("GET", f"/v1/leads/{lead['id']}", key=srv.admin).json
+    assert lead["touches"] == 4 and lead["visits"] == 1
+
+
+def test_form_keys_are_write_only_and_rate_limited(tmp_path, datadir):
+    s = start(tmp_path, datadir, {"leads": {"capture_per_minute": 3}}, env={"KITH_LOG": "info"})
+    try:
+        key, _ = form_key(s)
+        # the form key can do nothing else
+        assert s.req("GET", "/v1/leads", key=key).status == 403
+        assert s.req("POST", "/v1/contacts", key=key, body={"name": "x"}).status == 403
+        # a key that may not create leads cannot capture; a wrong key neither
+        ro = s.key("readonly")
+        problem(capture(s, ro, {"email": "a@example.com"}), 403, "forbidden")
+        problem(capture(s, "kith_" + "A" * 43, {"email": "a@example.com"}), 401, "unauthorized")
+        # three a minute (bad forms count too), then 429; other forms are not slowed
+        problem(capture(s, key, {"name": "no way to reach me"}), 422, "validation")
+        problem(capture(s, key, {"email": "not an address"}), 422, "validation")
+        assert capture(s, key, {"email": "p@example.com"}).status == 202
+        p = problem(capture(s, key, {"email": "q@example.com"}), 429, "rate-limited")
+        assert "try again in" in p["detail"]
+        assert len(list_all(s, s.admin, "leads")) == 1
+        key2, _ = form_key(s)
+        assert capture(s, key2, {"email": "other@example.com"}).status == 202
+        # a body that is neither a form nor a JSON object
+        problem(s.req("POST", f"/v1/capture/{key2}", body="[1,2]"), 400, "invalid")
+    finally:
+        s.stop()
+    # the key never reaches the log: the route's pattern stands for the path
+    log = s.log()
+    assert key not in log and key2 not in log
+    assert "path=/v1/capture/{form_key}" in log
+
+
+def test_conversion_creates_or_links_contact_company_and_deal(srv):
+    r = srv.req("POST", "/v1/leads", key=srv.admin,
+                body={"name": "Ann Lee", "email": "ann@example.com", "company": "Acme",
+                      "industry": "Software", "owner": "u1"})
+    lead = r.json
+    r = srv.req("POST", f"/v1/leads/{lead['id']}/convert", key=srv.admin,
+                body={"deal": {"name": "Acme renewal", "amount": "1200.00"}})
+    assert r.status == 200, r
+    c = r.json
+    assert c["contact_linked"] is False and c["company_linked"] is False
+    contact = srv.req("GET", f"/v1/contacts/{c['contact_id']}", key=srv.admin).json
+    assert contact["email"] == "ann@example.com" and contact["lifecycle_stage"] == "opportunity"
+    assert contact["company_id"] == c["company_id"]
+    company = srv.req("GET", f"/v1/companies/{c['company_id']}", key=srv.admin).json
+    assert company["name"] == "Acme" and company["industry"] == "Software"
+    deal = srv.req("GET", f"/v1/deals/{c['deal_id']}", key=srv.admin).json
+    assert (deal["name"], deal["amount"], deal["owner"], deal["lead_id"]) == (
+        "Acme renewal", "1200.00", "u1", lead["id"])
+    lead = srv.req("GET", f"/v1/leads/{lead['id']}", key=srv.admin).json
+    assert lead["converted"] is True and lead["status"] == "converted"
+    assert lead["deal_id"] == c["deal_id"] and "converted_at" in lead
+    problem(srv.req("POST", f"/v1/leads/{lead['id']}/convert", key=srv.admin, body={}), 409,
+            "conflict")
+    # a second lead of the same person and company: both are linked, not made
+    l2 = srv.req("POST", "/v1/leads", key=srv.admin,
+                 body={"name": "Ann", "email": "ANN@example.com", "company": "Acme"}).json
+    r = srv.req("POST", f"/v1/leads/{l2['id']}/convert", key=srv.admin, body={"deal": False})
+    assert r.status == 200, r
+    assert r.json["contact_linked"] is True and r.json["contact_id"] == c["contact_id"]
+    assert r.json["company_id"] == c["company_id"] and "deal_id" not in r.json
+    assert len(list_all(srv, srv.admin, "contacts")) == 1
+    assert len(list_all(srv, srv.admin, "deals")) == 1
+    # a failure rolls everything back: a deal that breaks its schema
+    l3 = srv.req("POST", "/v1/leads", key=srv.admin,
+                 body={"name": "Bo", "email": "bo@example.com", "company": "Bo Ltd"}).json
+    r = srv.req("POST", f"/v1/leads/{l3['id']}/convert", key=srv.admin,
+                body={"deal": {"amount": "lots"}})
+    assert r.status == 422, r
+    assert len(list_all(srv, srv.admin, "contacts")) == 1
+    assert len(list_all(srv, srv.admin, "companies")) == 1
+    assert "converted" not in srv.req("GET", f"/v1/leads/{l3['id']}", key=srv.admin).json
+    problem(srv.req("POST", "/v1/leads/01JD0000000000000000000000/convert", key=srv.admin,
+                    body={}), 404, "not-found")
+
+
+def test_attribution_models(srv):
+    # two converted leads with known touches and revenue
+    def lead(email, touches, converted_at, revenue):
+        lid = srv.req("POST", "/v1/leads", key=srv.admin, body={"email": email}).json["id"]
+        for src, at in touches:
+            r = srv.req("POST", f"/v1/leads/{lid}/touches", key=srv.admin,
+                        body={"kind": "visit", "source": src, "at": at})
+            assert r.status == 201, r
+        r = srv.req("PATCH", f"/v1/leads/{lid}", key=srv.admin,
+                    body={"converted": True, "converted_at": converted_at, "revenue": revenue})
+        assert r.status == 200, r
+        return lid
+
+    lead("a@example.com", [("google", "2026-01-01T00:00:00Z"), ("email", "2026-01-08T00:00:00Z"),
+                           ("bing", "2026-01-15T00:00:00Z")], "2026-01-15T00:00:00Z", "700.00")
+    lead("b@example.com", [("google", "2026-02-01T00:00:00Z")], "2026-02-02T00:00:00Z", "100.00")
+    # a touch after the conversion does not count
+    lid = lead("c@example.com", [("email", "2026-03-01T00:00:00Z")], "2026-03-02T00:00:00Z",
+               "0")
+    srv.req("POST", f"/v1/leads/{lid}/touches", key=srv.admin,
+            body={"kind": "visit", "source": "late", "at": "2026-03-05T00:00:00Z"})
+
+    def report(q):
+        r = srv.req("GET", f"/v1/reports/attribution?{q}", key=srv.admin)
+        assert r.status == 200, r
+        return {s["source"]: (round(s["conversions"], 6), round(s["revenue"], 4))
+                for s in r.json["sources"]}, r.json
+
+    first, j = report("model=first")
+    assert first == {"google": (2, 800), "email": (1, 0)} and j["conversions"] == 3
+    last, _ = report("model=last")
+    assert last == {"bing": (1, 700), "google": (1, 100), "email": (1, 0)}
+    linear, _ = report("model=linear")
+    assert linear["google"] == (round(1 / 3 + 1, 6), round(700 / 3 + 100, 4))
+    assert linear["email"] == (round(1 / 3 + 1, 6), round(700 / 3, 4))
+    decay, _ = report("model=time_decay")
+    # a week's half-life: 1/4, 1/2, 1 before normalising (1/7, 2/7, 4/7)
+    assert decay["bing"] == (round(4 / 7, 6), round(400, 4))
+    assert decay["google"] == (round(1 / 7 + 1, 6), round(100 + 100, 4))
+    # a window by conversion time
+    feb, j = report("model=last&from=2026-02-01&to=2026-02-28T23:59:59Z")
+    assert feb == {"google": (1, 100)} and j["conversions"] == 1
+    problem(srv.req("GET", "/v1/reports/attribution?model=u_shaped", key=srv.admin), 400,
+            "invalid")
+    problem(srv.req("GET", "/v1/reports/attribution?from=yesterday", key=srv.admin), 400,
+            "invalid")
+    assert "late" not in report("model=linear")[0]
+
+
+# conversion by Lead Source, from ../shared/corpus/leads-x-education/SOURCE.md
+BY_SOURCE = {"Google": (2868, 1147), "Direct Traffic": (2543, 818), "Olark Chat": (1755, 448),
+             "Organic Search": (1154, 436), "Reference": (534, 490),
+             "Welingak Website": (142, 140), "Referral Sites": (125, 31), "Facebook": (55, 13),
+             None: (36, 29), "bing": (6, 1), "google": (5, 0), "Click2call": (4, 3),
+             "Social Media": (2, 1), "Live Chat": (2, 2), "Press_Release": (2, 0)}
+
+
+def test_x_education_leads_conversion_by_source(srv):
+    m = {"Prospect ID": "external_id", "Lead Number": "lead_number", "Lead Origin": "origin",
+         "Lead Source": "source", "Converted": "converted", "TotalVisits": "visits",
+         "Total Time Spent on Website": "time_on_site",
+         "Page Views Per Visit": "page_views_per_visit", "Last Activity": "last_activity",
+         "Country": "country", "City": "city"}
+    q = urllib.parse.quote(json.dumps(m), safe="")
+    data = (CORPUS / "Leads.csv").read_bytes()
+    r = srv.req("POST", f"/v1/leads/import?map={q}", key=srv.admin, body=data, ctype="text/csv")
+    assert r.status == 200, r
+    assert r.json["created"] == 9240 and r.json["failed"] == 0, r.json
+    total = converted = 0
+    for source, (n, conv) in BY_SOURCE.items():
+        flt = {"source": source} if source else {"source": {"exists": False}}
+        rows = query_all(srv, srv.admin, "leads", {"filter": flt, "fields": ["converted"]})
+        got = sum(1 for x in rows if x.get("converted"))
+        assert (len(rows), got) == (n, conv), (source, len(rows), got)
+        total += n
+        converted += got
+    everything = query_all(srv, srv.admin, "leads", {"filter": {"converted": True},
+                                                     "fields": ["source"]})
+    assert len(everything) == 3561  # 38.54 % of 9,240
+    origins = query_all(srv, srv.admin, "leads", {"filter": {"origin": "Lead Import"}})
+    assert len(origins) == 55
