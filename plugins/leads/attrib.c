@@ -126,3 +126,25 @@ void attrib_time_format(int64_t ms, char out[ATTRIB_TIME_MAX])
              (unsigned)d, (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60), (unsigned)(rem % 60),
              (unsigned)frac);
 }
+
+int64_t work_hours_add(const work_hours_t *w, int64_t t, int64_t minutes)
+{
+    const int64_t min_ms = 60000, day_ms = 86400000;
+    if (!(w->days & 0x7f) || w->end_h <= w->start_h) return t;
+    int64_t local = t + w->tz_min * min_ms, left = minutes * min_ms;
+    for (int guard = 0; guard < 3700; guard++) { /* ten years of days at most */
+        int64_t day = local >= 0 ? local / day_ms : (local - day_ms + 1) / day_ms;
+        int wd = (int)(((day % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday: 3 */
+        int64_t open = day * day_ms + w->start_h * 3600000LL,
+                close = day * day_ms + w->end_h * 3600000LL;
+        if ((w->days >> wd) & 1u) {
+            if (local < open) local = open;
+            if (local < close) {
+                if (local + left <= close) return local + left - w->tz_min * min_ms;
+                left -= close - local;
+            }
+        }
+        local = (day + 1) * day_ms; /* the next day's midnight */
+    }
+    return t;
+}

@@ -29,4 +29,16 @@ int64_t attrib_time_ms(const char *s, int *ok);
 /* Unix milliseconds as "2026-11-23T05:50:30.123Z". */
 void attrib_time_format(int64_t ms, char out[ATTRIB_TIME_MAX]);
 
+/* Working time: days (bit 0 Monday .. bit 6 Sunday) from start_h to end_h
+ * o'clock, local time at tz_min minutes east of UTC (a fixed offset). */
+typedef struct work_hours {
+    unsigned days;
+    int start_h, end_h, tz_min;
+} work_hours_t;
+
+/* The moment `minutes` of working time after t (both Unix ms): time outside
+ * working hours does not count, so 4 hours from Friday 16:00 (9-18) is
+ * Monday 11:00. No working day in the week: t. */
+int64_t work_hours_add(const work_hours_t *w, int64_t t, int64_t minutes);
+
 #endif

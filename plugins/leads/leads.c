@@ -31,6 +31,12 @@ static const kith_api_t *K;
 static const char *country_code = "86";
 static int64_t per_minute = 60;
 static double half_life_ms = 7.0 * 86400000.0;
+static int64_t threshold = 60;
+static const char *hot_tag = "hot";
+static int64_t follow_up_min = 240;
+static work_hours_t work = {.days = 0x1f, .start_h = 9, .end_h = 18, .tz_min = 480};
+
+#define WEEK_MS (7 * 86400000LL)
 
 static const char leads_def[] =
     "{\"name\": \"leads\", \"fields\": ["
@@ -51,7 +57,8 @@ static const char leads_def[] =
     "{\"name\": \"campaign\", \"type\": \"string\", \"indexed\": true},"
     "{\"name\": \"landing_page\", \"type\": \"string\"},"
     "{\"name\": \"origin\", \"type\": \"string\", \"indexed\": true},"
-    "{\"name\": \"status\", \"type\": \"enum\", \"indexed\": true, \"default\": \"new\", \"values\": "
+    "{\"name\": \"status\", \"type\": \"enum\", \"indexed\": true, \"default\": \"new\", "
+    "\"values\": "
     "[\"new\", \"working\", \"nurturing\", \"qualified\", \"unqualified\", \"converted\"]},"
     "{\"name\": \"lifecycle_stage\", \"type\": \"enum\", \"indexed\": true, \"values\": "
     "[\"subscriber\", \"lead\", \"qualified\", \"opportunity\", \"customer\", \"evangelist\", "
@@ -60,6 +67,12 @@ static const char leads_def[] =
     "{\"name\": \"team\", \"type\": \"string\", \"indexed\": true},"
     "{\"name\": \"tags\", \"type\": \"array\", \"items\": \"string\", \"indexed\": true},"
     "{\"name\": \"score\", \"type\": \"int\", \"indexed\": true},"
+    "{\"name\": \"score_detail\", \"type\": \"array\", \"items\": \"object\"},"
+    "{\"name\": \"hot_at\", \"type\": \"datetime\", \"indexed\": true},"
+    "{\"name\": \"active_at\", \"type\": \"datetime\", \"indexed\": true},"
+    "{\"name\": \"inactive_weeks\", \"type\": \"int\"},"
+    "{\"name\": \"rescored_at\", \"type\": \"datetime\"},"
+    "{\"name\": \"events\", \"type\": \"array\", \"items\": \"string\", \"indexed\": true},"
     "{\"name\": \"visits\", \"type\": \"number\"},"
     "{\"name\": \"time_on_site\", \"type\": \"int\"},"
     "{\"name\": \"page_views_per_visit\", \"type\": \"number\"},"
@@ -81,7 +94,8 @@ static const char touches_def[] =
     "{\"name\": \"lead_id\", \"type\": \"ref\", \"ref\": \"leads\", \"required\": true,"
     " \"indexed\": true},"
     "{\"name\": \"kind\", \"type\": \"enum\", \"required\": true, \"indexed\": true, \"values\": "
-    "[\"form\", \"email\", \"visit\", \"call\", \"ad\", \"event\", \"chat\", \"other\"]},"
+    "[\"form\", \"email\", \"visit\", \"download\", \"call\", \"ad\", \"event\", \"chat\","
+    " \"other\"]},"
     "{\"name\": \"at\", \"type\": \"datetime\", \"required\": true, \"indexed\": true},"
     "{\"name\": \"source\", \"type\": \"string\", \"indexed\": true},"
     "{\"name\": \"medium\", \"type\": \"string\", \"indexed\": true},"
@@ -92,10 +106,29 @@ static const char touches_def[] =
     "{\"name\": \"referrer\", \"type\": \"string\"},"
     "{\"name\": \"form\", \"type\": \"string\", \"indexed\": true}]}";
 
+/* The follow-up task of a hot lead (the fields the pipeline plugin also
+ * declares, and lead_id: whichever loads first makes the collection, the
+ * other adds what it lacks). */
+static const char activities_def[] =
+    "{\"name\": \"activities\", \"fields\": ["
+    "{\"name\": \"kind\", \"type\": \"enum\", \"required\": true, \"indexed\": true,"
+    " \"values\": [\"call\", \"meeting\", \"note\", \"email\", \"task\"]},"
+    "{\"name\": \"subject\", \"type\": \"string\"},"
+    "{\"name\": \"due_at\", \"type\": \"datetime\", \"indexed\": true},"
+    "{\"name\": \"done\", \"type\": \"bool\", \"indexed\": true},"
+    "{\"name\": \"owner\", \"type\": \"string\", \"indexed\": true},"
+    "{\"name\": \"lead_id\", \"type\": \"string\", \"indexed\": true}]}";
+
 static const char config_schema[] =
     "{\"default_country_code\": {\"type\": \"string\", \"default\": \"86\"},"
     " \"capture_per_minute\": {\"type\": \"integer\", \"default\": 60},"
-    " \"attribution_half_life_days\": {\"type\": \"number\", \"default\": 7}}";
+    " \"attribution_half_life_days\": {\"type\": \"number\", \"default\": 7},"
+    " \"score_threshold\": {\"type\": \"integer\", \"default\": 60},"
+    " \"hot_tag\": {\"type\": \"string\", \"default\": \"hot\"},"
+    " \"follow_up_hours\": {\"type\": \"number\", \"default\": 4},"
+    " \"work_hours\": {\"type\": \"object\", \"default\": {\"days\": [\"mon\", \"tue\","
+    "   \"wed\", \"thu\", \"fri\"], \"start\": 9, \"end\": 18, \"utc_offset_minutes\": 480}},"
+    " \"rescore_schedule\": {\"type\": \"string\", \"default\": \"0 3 * * *\"}}";
 
 /* ---- small helpers ---- */
 
@@ -141,7 +174,25 @@ static int lead_before(void *ud, kith_txn_t *tx, kith_event_t *ev)
         K->object_set(ev->record, "phone", K->json_string(e164));
         ev->amended = 1;
     }
-    const char *first = str_field(ev->record, "first_name"), *last = str_field(ev->record, "last_name");
+    /* inactivity, for the scoring rules' decay */
+    char now[ATTRIB_TIME_MAX];
+    attrib_time_format(K->now_ms(), now);
+    const char *active = str_field(ev->record, "active_at");
+    if (!active) {
+        K->object_set(ev->record, "active_at", K->json_string(now));
+        ev->amended = 1;
+        active = now;
+    }
+    int ok;
+    int64_t a = attrib_time_ms(active, &ok),
+            weeks = ok && K->now_ms() > a ? (K->now_ms() - a) / WEEK_MS : 0;
+    const kith_json_t *w0 = K->object_get(ev->record, "inactive_weeks");
+    if (!w0 || K->integer_value(w0) != weeks) {
+        K->object_set(ev->record, "inactive_weeks", K->json_integer(weeks));
+        ev->amended = 1;
+    }
+    const char *first = str_field(ev->record, "first_name"),
+               *last = str_field(ev->record, "last_name");
     if (!K->object_get(ev->record, "name") && (first || last)) {
         char name[512];
         snprintf(name, sizeof name, "%s%s%s", first ? first : "", first && last ? " " : "",
@@ -201,12 +252,11 @@ static const char *const lead_keys[] = {"name",    "first_name", "last_name", "e
                                         "country", "city",       "message"};
 static const struct {
     const char *form, *field;
-} touch_keys[] = {{"utm_source", "source"},     {"source", "source"},
-                  {"utm_medium", "medium"},     {"medium", "medium"},
-                  {"utm_campaign", "campaign"}, {"campaign", "campaign"},
-                  {"utm_term", "term"},         {"utm_content", "content"},
-                  {"landing_page", "landing_page"}, {"page", "landing_page"},
-                  {"referrer", "referrer"}};
+} touch_keys[] = {
+    {"utm_source", "source"}, {"source", "source"},         {"utm_medium", "medium"},
+    {"medium", "medium"},     {"utm_campaign", "campaign"}, {"campaign", "campaign"},
+    {"utm_term", "term"},     {"utm_content", "content"},   {"landing_page", "landing_page"},
+    {"page", "landing_page"}, {"referrer", "referrer"}};
 
 static int hexval(char c)
 {
@@ -306,8 +356,30 @@ static int add_touch(kith_txn_t *tx, const char *lead, const char *kind, const k
                   K->json_integer(K->integer_value(K->object_get(l.fields, "touches")) + 1));
     const char *last = str_field(l.fields, "last_touch_at");
     int ok1, ok2;
-    if (!last || attrib_time_ms(at, &ok1) >= attrib_time_ms(last, &ok2))
+    if (!last || attrib_time_ms(at, &ok1) >= attrib_time_ms(last, &ok2)) {
         K->object_set(patch, "last_touch_at", K->json_string(at));
+        K->object_set(patch, "active_at", K->json_string(at));
+    }
+    /* what happened, for the scoring rules: "visit:/pricing", "download:..." */
+    const char *what = str_field(src, "landing_page");
+    if (!what) what = str_field(src, from_form ? "page" : "content");
+    if (!what) what = str_field(src, from_form ? "utm_content" : "campaign");
+    char e[300];
+    snprintf(e, sizeof e, "%s:%.200s", kind, what ? what : "");
+    kith_json_t *ev_s = K->json_string(e); /* NULL if the cut split a character */
+    const kith_json_t *events = K->object_get(l.fields, "events");
+    int seen = !ev_s;
+    for (size_t i = 0; i < K->array_size(events) && !seen; i++)
+        seen = K->json_equal(K->array_get(events, i), ev_s);
+    if (ev_s && seen) K->json_decref(ev_s);
+    if (!seen) {
+        kith_json_t *ne = K->json_array();
+        size_t n = K->array_size(events), from = n >= 200 ? n - 199 : 0; /* the latest 200 */
+        for (size_t i = from; i < n; i++)
+            K->array_append(ne, K->json_deep_copy(K->array_get(events, i)));
+        K->array_append(ne, ev_s);
+        K->object_set(patch, "events", ne);
+    }
     if (kind && strcmp(kind, "visit") == 0)
         K->object_set(patch, "visits",
                       K->json_real(K->number_value(K->object_get(l.fields, "visits")) + 1));
@@ -334,8 +406,7 @@ static int capture(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
         in = K->json_incref((kith_json_t *)req->json);
     } else if (req->body) {
         in = form_decode(req->body, req->body_len);
-        if (!in)
-            return problem(res, 400, "invalid", "a form value is not UTF-8 text");
+        if (!in) return problem(res, 400, "invalid", "a form value is not UTF-8 text");
     } else {
         return problem(res, 400, "invalid",
                        "send the form (application/x-www-form-urlencoded or JSON)");
@@ -498,7 +569,8 @@ static int convert(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
         K->json_decref(l.fields);
         return problem(res, 409, "conflict", "this lead was converted already");
     }
-    char contact[KITH_ID_LEN + 1] = "", company[KITH_ID_LEN + 1] = "", deal_id[KITH_ID_LEN + 1] = "";
+    char contact[KITH_ID_LEN + 1] = "", company[KITH_ID_LEN + 1] = "",
+                               deal_id[KITH_ID_LEN + 1] = "";
     int contact_linked = 1, company_linked = 1;
     kith_json_t *out = K->json_object();
 
@@ -543,8 +615,8 @@ static int convert(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
                                          "title", "company",    "owner",     "team",  "tags"};
         copy_fields(c, lf, cf, sizeof cf / sizeof cf[0]);
         if (company[0]) K->object_set(c, "company_id", K->json_string(company));
-        K->object_set(c, "source", K->json_string(str_field(lf, "source") ? str_field(lf, "source")
-                                                                         : "lead"));
+        K->object_set(c, "source",
+                      K->json_string(str_field(lf, "source") ? str_field(lf, "source") : "lead"));
         K->object_set(c, "lifecycle_stage",
                       K->json_string(want_deal ? "opportunity" : "qualified"));
         rc = create_or_link(tx, "contacts", c, contact, &contact_linked);
@@ -555,8 +627,8 @@ static int convert(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
         kith_json_t *d = deal ? K->json_deep_copy(deal) : K->json_object();
         if (!K->object_get(d, "name")) {
             char name[300];
-            const char *who = str_field(lf, "company") ? str_field(lf, "company")
-                                                       : str_field(lf, "name");
+            const char *who =
+                str_field(lf, "company") ? str_field(lf, "company") : str_field(lf, "name");
             snprintf(name, sizeof name, "%s", who ? who : "New deal");
             K->object_set(d, "name", K->json_string(name));
         }
@@ -645,6 +717,168 @@ static int deal_won(void *ud, kith_txn_t *tx, kith_event_t *ev)
     }
     K->json_decref(d.fields);
     return rc;
+}
+
+/* ---- scoring: threshold, explanation, rescoring ---- */
+
+static const char *query_param(const char *q, const char *name, char *out, size_t cap);
+
+/* After the scoring rules (a Lua script at the default priority): a lead
+ * whose score reaches the threshold becomes hot once — tagged, lead.hot
+ * emitted, a follow-up task for its owner due within follow_up_hours working
+ * hours. hot_at is the "once": nothing is sent twice. */
+static int hot_check(void *ud, kith_txn_t *tx, kith_event_t *ev)
+{
+    (void)ud;
+    const kith_json_t *s = K->object_get(ev->record, "score");
+    if (!s || K->integer_value(s) < threshold || K->object_get(ev->record, "hot_at")) return 0;
+    int64_t now = K->now_ms();
+    char at[ATTRIB_TIME_MAX], due[ATTRIB_TIME_MAX];
+    attrib_time_format(now, at);
+    attrib_time_format(work_hours_add(&work, now, follow_up_min), due);
+    K->object_set(ev->record, "hot_at", K->json_string(at));
+    const kith_json_t *tags = K->object_get(ev->record, "tags");
+    int tagged = 0;
+    for (size_t i = 0; i < K->array_size(tags) && !tagged; i++)
+        tagged =
+            strcmp(K->string_value(K->array_get(tags, i)) ? K->string_value(K->array_get(tags, i))
+                                                          : "",
+                   hot_tag) == 0;
+    if (!tagged) {
+        kith_json_t *nt = tags ? K->json_deep_copy(tags) : K->json_array();
+        K->array_append(nt, K->json_string(hot_tag));
+        K->object_set(ev->record, "tags", nt);
+    }
+    ev->amended = 1;
+    const char *name = str_field(ev->record, "name"), *owner = str_field(ev->record, "owner");
+    kith_json_t *p = K->json_object();
+    K->object_set(p, "lead", K->json_string(ev->id));
+    K->object_set(p, "score", K->json_integer(K->integer_value(s)));
+    if (owner) K->object_set(p, "owner", K->json_string(owner));
+    int rc = K->emit(tx, "lead.hot", p);
+    K->json_decref(p);
+    if (rc) return rc;
+    kith_json_t *task = K->json_object();
+    char subject[300];
+    snprintf(subject, sizeof subject, "Follow up hot lead: %.200s",
+             name                             ? name
+             : str_field(ev->record, "email") ? str_field(ev->record, "email")
+                                              : ev->id);
+    K->object_set(task, "kind", K->json_string("task"));
+    kith_json_t *sj = K->json_string(subject); /* NULL if the cut split a character */
+    K->object_set(task, "subject", sj ? sj : K->json_string("Follow up hot lead"));
+    K->object_set(task, "due_at", K->json_string(due));
+    K->object_set(task, "done", K->json_bool(0));
+    if (owner) K->object_set(task, "owner", K->json_string(owner));
+    K->object_set(task, "lead_id", K->json_string(ev->id));
+    rc = K->entity_create(tx, "activities", task, NULL);
+    K->json_decref(task);
+    return rc;
+}
+
+static int score_route(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+{
+    (void)ud;
+    kith_record_t l = {.size = sizeof l};
+    int rc = K->entity_get(tx, "leads", req->params[0], &l);
+    if (rc == KITH_PLUGIN_ENOTFOUND) return problem(res, 404, "not-found", "no such lead");
+    if (rc) return rc;
+    kith_json_t *out = K->json_object();
+    const kith_json_t *s = K->object_get(l.fields, "score"),
+                      *d = K->object_get(l.fields, "score_detail");
+    K->object_set(out, "lead_id", K->json_string(req->params[0]));
+    K->object_set(out, "score", K->json_integer(s ? K->integer_value(s) : 0));
+    K->object_set(out, "threshold", K->json_integer(threshold));
+    K->object_set(out, "hot", K->json_bool(K->object_get(l.fields, "hot_at") != NULL));
+    if (K->object_get(l.fields, "hot_at"))
+        K->object_set(out, "hot_at", K->json_deep_copy(K->object_get(l.fields, "hot_at")));
+    K->object_set(out, "inactive_weeks",
+                  K->json_integer(K->integer_value(K->object_get(l.fields, "inactive_weeks"))));
+    K->object_set(out, "rules", d ? K->json_deep_copy(d) : K->json_array());
+    K->respond(res, 200, out);
+    K->json_decref(out);
+    K->json_decref(l.fields);
+    return 0;
+}
+
+typedef struct rescore {
+    size_t n, cap;
+    char (*id)[KITH_ID_LEN + 1];
+} rescore_t;
+
+static int rescore_row(void *ud, const kith_record_t *rec)
+{
+    rescore_t *r = ud;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        char(*id)[KITH_ID_LEN + 1] = realloc(r->id, cap * sizeof *id);
+        if (!id) return 1;
+        r->id = id;
+        r->cap = cap;
+    }
+    memcpy(r->id[r->n++], rec->id, KITH_ID_LEN + 1);
+    return 0;
+}
+
+/* Writes rescored_at on the leads inactive for a week or more (all: every
+ * lead), so their inactivity and score are computed again. Returns the count
+ * in *n. */
+static int rescore(kith_txn_t *tx, int all, size_t *n)
+{
+    char now[ATTRIB_TIME_MAX], cut[ATTRIB_TIME_MAX];
+    attrib_time_format(K->now_ms(), now);
+    attrib_time_format(K->now_ms() - WEEK_MS, cut);
+    kith_json_t *f = K->json_object();
+    if (!all) {
+        kith_json_t *lt = K->json_object();
+        K->object_set(lt, "lte", K->json_string(cut));
+        K->object_set(f, "active_at", lt);
+    }
+    rescore_t r = {0};
+    char *cursor = NULL;
+    int rc;
+    do {
+        kith_query_t q = {
+            .size = sizeof q, .collection = "leads", .filter = f, .limit = 1000, .cursor = cursor};
+        char *next = NULL;
+        rc = K->entity_query(tx, &q, rescore_row, &r, &next);
+        K->free(cursor);
+        cursor = next;
+    } while (rc == 0 && cursor);
+    K->free(cursor);
+    K->json_decref(f);
+    if (rc > 0) rc = K->fail(KITH_PLUGIN_ELIMIT, "out of memory");
+    for (size_t i = 0; i < r.n && rc == 0; i++) {
+        kith_json_t *patch = K->json_object();
+        K->object_set(patch, "rescored_at", K->json_string(now));
+        rc = K->entity_update(tx, "leads", r.id[i], patch, 0, NULL);
+        K->json_decref(patch);
+    }
+    *n = r.n;
+    free(r.id);
+    return rc;
+}
+
+static int rescore_route(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+{
+    (void)ud;
+    char all[8];
+    const char *a = query_param(req->query, "all", all, sizeof all);
+    size_t n = 0;
+    int rc = rescore(tx, a && strcmp(a, "true") == 0, &n);
+    if (rc) return rc;
+    kith_json_t *out = K->json_object();
+    K->object_set(out, "rescored", K->json_integer((int64_t)n));
+    K->respond(res, 200, out);
+    K->json_decref(out);
+    return 0;
+}
+
+static int rescore_tick(void *ud, kith_txn_t *tx, kith_event_t *ev)
+{
+    (void)ud, (void)ev;
+    size_t n;
+    return rescore(tx, 0, &n);
 }
 
 /* ---- attribution ---- */
@@ -792,8 +1026,7 @@ static int attribution(void *ud, kith_txn_t *tx, const kith_request_t *req, kith
     char model_s[32], from[64], to[64];
     const char *m = query_param(req->query, "model", model_s, sizeof model_s);
     int model = attrib_model(m ? m : "last");
-    if (model < 0)
-        return problem(res, 400, "invalid", "model: first, last, linear or time_decay");
+    if (model < 0) return problem(res, 400, "invalid", "model: first, last, linear or time_decay");
     const char *f = query_param(req->query, "from", from, sizeof from),
                *t = query_param(req->query, "to", to, sizeof to);
     int ok = 1, ok2 = 1;
@@ -885,10 +1118,41 @@ static int init(kith_plugin_t *p, const kith_api_t *api)
     if (!(hl > 0 && hl <= 3650))
         return K->fail(KITH_PLUGIN_EINVAL, "attribution_half_life_days: more than 0, at most 3650");
     half_life_ms = hl * 86400000.0;
+    threshold = K->integer_value(K->object_get(conf, "score_threshold"));
+    hot_tag = str_field(conf, "hot_tag");
+    if (!hot_tag || !hot_tag[0]) return K->fail(KITH_PLUGIN_EINVAL, "hot_tag: a tag");
+    double fu = K->number_value(K->object_get(conf, "follow_up_hours"));
+    if (!(fu >= 0 && fu <= 24 * 365))
+        return K->fail(KITH_PLUGIN_EINVAL, "follow_up_hours: 0 to 8760");
+    follow_up_min = (int64_t)(fu * 60);
+    const kith_json_t *wh = K->object_get(conf, "work_hours"), *days = K->object_get(wh, "days");
+    static const char *const dn[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+    work.days = 0;
+    for (size_t i = 0; i < K->array_size(days); i++) {
+        const char *d = K->string_value(K->array_get(days, i));
+        int k = 0;
+        while (k < 7 && !(d && strcmp(d, dn[k]) == 0))
+            k++;
+        if (k == 7) return K->fail(KITH_PLUGIN_EINVAL, "work_hours.days: mon, tue, ... sun");
+        work.days |= 1u << k;
+    }
+    work.start_h = (int)K->integer_value(K->object_get(wh, "start"));
+    work.end_h = (int)K->integer_value(K->object_get(wh, "end"));
+    work.tz_min = (int)K->integer_value(K->object_get(wh, "utc_offset_minutes"));
+    if (!work.days || work.start_h < 0 || work.end_h > 24 || work.start_h >= work.end_h ||
+        work.tz_min < -14 * 60 || work.tz_min > 14 * 60)
+        return K->fail(KITH_PLUGIN_EINVAL,
+                       "work_hours: {\"days\": [\"mon\", ...], \"start\": 9, \"end\": 18, "
+                       "\"utc_offset_minutes\": 480}");
+    const char *sched = str_field(conf, "rescore_schedule");
     if (mtx_init(&bucket_lock, mtx_plain) != thrd_success)
         return K->fail(KITH_PLUGIN_EINVAL, "cannot make a lock");
     int rc;
-    if ((rc = K->collection(p, leads_def)) || (rc = K->collection(p, touches_def))) return rc;
+    if ((rc = K->collection(p, leads_def)) || (rc = K->collection(p, touches_def)) ||
+        (rc = K->collection(p, activities_def)))
+        return rc;
+    if (sched && sched[0] && (rc = K->every_declare(p, "rescore", sched, "leads.rescore", NULL)))
+        return rc;
     kith_hook_t hooks[] = {
         {.size = sizeof(kith_hook_t),
          .event = "leads.before_create",
@@ -901,6 +1165,21 @@ static int init(kith_plugin_t *p, const kith_api_t *api)
          .priority = 10,
          .fn = lead_before},
         {.size = sizeof(kith_hook_t), .event = "deal.won", .name = "revenue", .fn = deal_won},
+        /* after the scoring rules (a script, priority 100) */
+        {.size = sizeof(kith_hook_t),
+         .event = "leads.before_create",
+         .name = "hot_create",
+         .priority = 1000,
+         .fn = hot_check},
+        {.size = sizeof(kith_hook_t),
+         .event = "leads.before_update",
+         .name = "hot_update",
+         .priority = 1000,
+         .fn = hot_check},
+        {.size = sizeof(kith_hook_t),
+         .event = "leads.rescore",
+         .name = "rescore",
+         .fn = rescore_tick},
     };
     for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)
         if ((rc = K->on(p, &hooks[i]))) return rc;
@@ -929,6 +1208,21 @@ static int init(kith_plugin_t *p, const kith_api_t *api)
          .collection = "leads",
          .flags = KITH_ROUTE_WRITE,
          .fn = convert},
+        {.size = sizeof(kith_route_t),
+         .method = "GET",
+         .pattern = "/v1/leads/{id}/score",
+         .name = "score",
+         .action = "read",
+         .collection = "leads",
+         .fn = score_route},
+        {.size = sizeof(kith_route_t),
+         .method = "POST",
+         .pattern = "/v1/leads/rescore",
+         .name = "rescore",
+         .action = "update",
+         .collection = "leads",
+         .flags = KITH_ROUTE_WRITE,
+         .fn = rescore_route},
         {.size = sizeof(kith_route_t),
          .method = "GET",
          .pattern = "/v1/reports/attribution",

@@ -273,3 +273,139 @@ def test_x_education_leads_conversion_by_source(srv):
     assert len(everything) == 3561  # 38.54 % of 9,240
     origins = query_all(srv, srv.admin, "leads", {"filter": {"origin": "Lead Import"}})
     assert len(origins) == 55
+
+
+# ---------------------------------------------------------------- scoring
+
+HOT_LOG = """
+kith.on('lead.hot', function(ev)
+  kith.entity.create('hot_log', {lead = ev.payload.lead, score = ev.payload.score})
+end)
+"""
+
+
+def scoring(srv):
+    r = srv.req("POST", "/v1/scripts/lead_scoring/enable", key=srv.admin)
+    assert r.status == 201, r
+    r = srv.req("PUT", "/v1/schema/hot_log", key=srv.admin, body={"fields": [
+        {"name": "lead", "type": "string"}, {"name": "score", "type": "int"}]})
+    assert r.status in (200, 201), r
+    r = srv.req("PUT", "/v1/scripts/hot_log", key=srv.admin, body=HOT_LOG.encode(),
+                ctype="text/x-lua")
+    assert r.status in (200, 201), r
+
+
+def explain(srv, lid):
+    r = srv.req("GET", f"/v1/leads/{lid}/score", key=srv.admin)
+    assert r.status == 200, r
+    return r.json
+
+
+def rules(e):
+    return {x["rule"]: (x["version"], x["points"]) for x in e["rules"]}
+
+
+def wait_for(fn, timeout=10.0):
+    import time
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(0.05)
+
+
+def work_add(start, minutes):
+    """Mon-Fri 09:00-18:00 at UTC+8, as the plugin's default work_hours."""
+    import datetime as dt
+    tz = dt.timezone(dt.timedelta(hours=8))
+    t, left = start.astimezone(tz), dt.timedelta(minutes=minutes)
+    while True:
+        opens = t.replace(hour=9, minute=0, second=0, microsecond=0)
+        closes = t.replace(hour=18, minute=0, second=0, microsecond=0)
+        if t.weekday() < 5:
+            t = max(t, opens)
+            if t < closes:
+                if t + left <= closes:
+                    return t + left
+                left -= closes - t
+        t = (t + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def iso(s):
+    import datetime as dt
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def test_lead_scoring_rules_threshold_and_explanation(srv):
+    scoring(srv)
+    lead = srv.req("POST", "/v1/leads", key=srv.admin, body={
+        "name": "Ann", "email": "ann@example.com", "phone": "13812345678", "company": "Acme",
+        "industry": "Software", "owner": "u1"}).json
+    assert lead["score"] == 40, lead
+    e = explain(srv, lead["id"])
+    assert rules(e) == {"complete_contact": (1, 10), "key_industry": (1, 30)}
+    assert e["threshold"] == 60 and e["hot"] is False
+    lid = lead["id"]
+
+    def touch(**b):
+        r = srv.req("POST", f"/v1/leads/{lid}/touches", key=srv.admin, body=b)
+        assert r.status == 201, r
+
+    touch(kind="visit", landing_page="/pricing")
+    assert explain(srv, lid)["score"] == 55
+    # the white paper takes it over 60: hot, once
+    touch(kind="download", content="White paper: CRM in 2027")
+    lead = srv.req("GET", f"/v1/leads/{lid}", key=srv.admin).json
+    assert lead["score"] == 75 and "hot" in lead["tags"] and "hot_at" in lead
+    e = explain(srv, lid)
+    assert e["hot"] is True and rules(e)["white_paper"] == (1, 20)
+    [task] = query_all(srv, srv.admin, "activities", {"filter": {"lead_id": lid}})
+    assert task["kind"] == "task" and task["owner"] == "u1" and task["done"] is False
+    assert iso(task["due_at"]) == work_add(iso(lead["hot_at"]), 240)
+    assert wait_for(lambda: list_all(srv, srv.admin, "hot_log"))[0]["lead"] == lid
+    # more points, falling back under and rising again: nothing twice
+    for _ in range(4):
+        touch(kind="visit", landing_page="/blog")
+    assert explain(srv, lid)["score"] == 85
+    srv.req("PATCH", f"/v1/leads/{lid}", key=srv.admin, body={"industry": "Retail"})
+    assert explain(srv, lid)["score"] == 55
+    srv.req("PATCH", f"/v1/leads/{lid}", key=srv.admin, body={"industry": "Healthcare"})
+    assert explain(srv, lid)["score"] == 85
+    assert len(query_all(srv, srv.admin, "activities", {"filter": {"lead_id": lid}})) == 1
+    assert srv.req("GET", f"/v1/leads/{lid}", key=srv.admin).json["hot_at"] == lead["hot_at"]
+    import time
+    time.sleep(0.5)
+    assert len(list_all(srv, srv.admin, "hot_log")) == 1
+    problem(srv.req("GET", "/v1/leads/01JD0000000000000000000000/score", key=srv.admin), 404,
+            "not-found")
+
+
+def test_score_decays_with_inactivity(srv):
+    import datetime as dt
+    scoring(srv)
+    weeks_ago = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=22)).isoformat()
+    lead = srv.req("POST", "/v1/leads", key=srv.admin, body={
+        "email": "old@example.com", "industry": "software", "active_at": weeks_ago}).json
+    # three whole weeks without a touch: 30 - 3 * 5
+    assert lead["inactive_weeks"] == 3 and lead["score"] == 15, lead
+    assert rules(explain(srv, lead["id"]))["inactivity_decay"] == (1, -15)
+    # a touch makes it active again
+    r = srv.req("POST", f"/v1/leads/{lead['id']}/touches", key=srv.admin, body={"kind": "email"})
+    assert r.status == 201
+    assert explain(srv, lead["id"])["score"] == 30
+    # an admin edits the rules (10 a week); rescoring every lead applies them
+    src = (ROOT / "scripts" / "lead_scoring.lua").read_text()
+    src = src.replace("local DECAY_PER_WEEK = 5", "local DECAY_PER_WEEK = 10")
+    r = srv.req("PUT", "/v1/scripts/lead_scoring", key=srv.admin, body=src.encode(),
+                ctype="text/x-lua")
+    assert r.status in (200, 201), r
+    other = srv.req("POST", "/v1/leads", key=srv.admin, body={
+        "email": "older@example.com", "active_at": weeks_ago}).json
+    assert other["score"] == 0  # never below zero
+    srv.req("PATCH", f"/v1/leads/{lead['id']}", key=srv.admin, body={"active_at": weeks_ago})
+    assert explain(srv, lead["id"])["score"] == 0  # 30 - 3 * 10
+    r = srv.req("POST", "/v1/leads/rescore?all=true", key=srv.admin)
+    assert r.status == 200 and r.json["rescored"] == 2, r
+    r = srv.req("POST", "/v1/leads/rescore", key=srv.admin)  # the inactive ones only
+    assert r.status == 200 and r.json["rescored"] == 2, r

@@ -51,8 +51,13 @@ static void times(void **state)
     assert_int_equal(attrib_time_ms("2024-02-29", &ok), 1709164800000LL);
     assert_true(ok);
     assert_int_equal(attrib_time_ms("1969-12-31T23:59:59Z", &ok), -1000);
-    const char *bad[] = {"", "2026-13-01", "2026-11-23T25:00:00Z", "2026-11-23T05:50:30",
-                         "2026-11-23T05:50:30.Z", "yesterday", "2026-11-23T05:50:30Zjunk"};
+    const char *bad[] = {"",
+                         "2026-13-01",
+                         "2026-11-23T25:00:00Z",
+                         "2026-11-23T05:50:30",
+                         "2026-11-23T05:50:30.Z",
+                         "yesterday",
+                         "2026-11-23T05:50:30Zjunk"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         attrib_time_ms(bad[i], &ok);
         if (ok) fail_msg("'%s' read as a time", bad[i]);
@@ -72,8 +77,51 @@ static void times(void **state)
     }
 }
 
+static int64_t at(const char *s)
+{
+    int ok;
+    int64_t ms = attrib_time_ms(s, &ok);
+    if (!ok) fail_msg("bad time %s", s);
+    return ms;
+}
+
+static void working_hours(void **state)
+{
+    (void)state;
+    /* Mon-Fri 09:00-18:00 in UTC+8; 2026-11-20 is a Friday */
+    work_hours_t w = {.days = 0x1f, .start_h = 9, .end_h = 18, .tz_min = 480};
+    struct {
+        const char *from;
+        int64_t minutes;
+        const char *want;
+    } cases[] = {
+        {"2026-11-18T10:00:00+08:00", 240, "2026-11-18T14:00:00+08:00"}, /* within a day */
+        {"2026-11-20T16:00:00+08:00", 240, "2026-11-23T11:00:00+08:00"}, /* over a weekend */
+        {"2026-11-21T12:00:00+08:00", 240, "2026-11-23T13:00:00+08:00"}, /* from a Saturday */
+        {"2026-11-18T07:30:00+08:00", 60, "2026-11-18T10:00:00+08:00"},  /* before opening */
+        {"2026-11-18T20:00:00+08:00", 60, "2026-11-19T10:00:00+08:00"},  /* after closing */
+        {"2026-11-18T17:00:00+08:00", 60, "2026-11-18T18:00:00+08:00"},  /* to the minute */
+        /* 27 working hours from Wednesday 10:00: 8 + 9 + 9, then Monday's 1 */
+        {"2026-11-18T10:00:00+08:00", 27 * 60, "2026-11-23T10:00:00+08:00"},
+        {"2026-11-18T10:00:00+08:00", 0, "2026-11-18T10:00:00+08:00"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t got = work_hours_add(&w, at(cases[i].from), cases[i].minutes);
+        int64_t want = at(cases[i].want);
+        if (got != want) {
+            char g[ATTRIB_TIME_MAX];
+            attrib_time_format(got, g);
+            fail_msg("case %zu: %s", i, g);
+        }
+    }
+    /* no working day at all: unchanged */
+    work_hours_t none = {.days = 0, .start_h = 9, .end_h = 18};
+    assert_int_equal(work_hours_add(&none, 1000, 60), 1000);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(models), cmocka_unit_test(times)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(models), cmocka_unit_test(times),
+                                       cmocka_unit_test(working_hours)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
