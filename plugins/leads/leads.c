@@ -106,6 +106,32 @@ static const char touches_def[] =
     "{\"name\": \"referrer\", \"type\": \"string\"},"
     "{\"name\": \"form\", \"type\": \"string\", \"indexed\": true}]}";
 
+/* Reps new leads are assigned to, and the rules that choose among them. */
+static const char reps_def[] =
+    "{\"name\": \"sales_reps\", \"fields\": ["
+    "{\"name\": \"user\", \"type\": \"string\", \"required\": true, \"unique\": true},"
+    "{\"name\": \"name\", \"type\": \"string\"},"
+    "{\"name\": \"team\", \"type\": \"string\", \"indexed\": true},"
+    "{\"name\": \"available\", \"type\": \"bool\", \"default\": true, \"indexed\": true},"
+    "{\"name\": \"territories\", \"type\": \"array\", \"items\": \"string\", \"indexed\": true},"
+    "{\"name\": \"industries\", \"type\": \"array\", \"items\": \"string\", \"indexed\": true},"
+    "{\"name\": \"last_assigned_at\", \"type\": \"datetime\"},"
+    "{\"name\": \"assigned\", \"type\": \"int\"}]}";
+
+static const char rules_def[] =
+    "{\"name\": \"assignment_rules\", \"fields\": ["
+    "{\"name\": \"name\", \"type\": \"string\", \"required\": true},"
+    "{\"name\": \"priority\", \"type\": \"int\", \"default\": 100, \"indexed\": true},"
+    "{\"name\": \"territory\", \"type\": \"string\"},"
+    "{\"name\": \"industry\", \"type\": \"string\"},"
+    "{\"name\": \"score_min\", \"type\": \"int\"},"
+    "{\"name\": \"score_max\", \"type\": \"int\"},"
+    "{\"name\": \"method\", \"type\": \"enum\", \"default\": \"round_robin\", \"values\": "
+    "[\"round_robin\", \"least_loaded\"]},"
+    "{\"name\": \"team\", \"type\": \"string\"},"
+    "{\"name\": \"reps\", \"type\": \"array\", \"items\": \"string\"},"
+    "{\"name\": \"match_rep\", \"type\": \"bool\"}]}";
+
 /* The follow-up task of a hot lead (the fields the pipeline plugin also
  * declares, and lead_id: whichever loads first makes the collection, the
  * other adds what it lacks). */
@@ -128,7 +154,8 @@ static const char config_schema[] =
     " \"follow_up_hours\": {\"type\": \"number\", \"default\": 4},"
     " \"work_hours\": {\"type\": \"object\", \"default\": {\"days\": [\"mon\", \"tue\","
     "   \"wed\", \"thu\", \"fri\"], \"start\": 9, \"end\": 18, \"utc_offset_minutes\": 480}},"
-    " \"rescore_schedule\": {\"type\": \"string\", \"default\": \"0 3 * * *\"}}";
+    " \"rescore_schedule\": {\"type\": \"string\", \"default\": \"0 3 * * *\"},"
+    " \"assignment\": {\"type\": \"string\", \"default\": \"round_robin\"}}";
 
 /* ---- small helpers ---- */
 
@@ -719,6 +746,214 @@ static int deal_won(void *ud, kith_txn_t *tx, kith_event_t *ev)
     return rc;
 }
 
+/* ---- assignment ---- */
+
+#define REPS_MAX 1000
+
+static const char *assign_default = "round_robin";
+
+typedef struct rep {
+    char id[KITH_ID_LEN + 1];
+    char user[128], team[128];
+    kith_json_t *territories, *industries; /* arrays, or NULL */
+    int64_t last_ms;                       /* 0: never assigned */
+    int64_t assigned;
+} rep_t;
+
+typedef struct reps {
+    rep_t *v;
+    size_t n;
+    kith_json_t *rules; /* the assignment rules, by priority */
+} reps_t;
+
+static int rep_row(void *ud, const kith_record_t *rec)
+{
+    reps_t *r = ud;
+    if (r->n == REPS_MAX) return 0;
+    rep_t *x = &r->v[r->n++];
+    memset(x, 0, sizeof *x);
+    memcpy(x->id, rec->id, sizeof x->id);
+    snprintf(x->user, sizeof x->user, "%s", str_field(rec->fields, "user"));
+    const char *t = str_field(rec->fields, "team");
+    snprintf(x->team, sizeof x->team, "%s", t ? t : "");
+    const kith_json_t *a = K->object_get(rec->fields, "territories"),
+                      *b = K->object_get(rec->fields, "industries");
+    x->territories = a ? K->json_deep_copy(a) : NULL;
+    x->industries = b ? K->json_deep_copy(b) : NULL;
+    int ok;
+    const char *last = str_field(rec->fields, "last_assigned_at");
+    x->last_ms = last ? attrib_time_ms(last, &ok) : 0;
+    x->assigned = K->integer_value(K->object_get(rec->fields, "assigned"));
+    return 0;
+}
+
+static int rule_row(void *ud, const kith_record_t *rec)
+{
+    K->array_append(((reps_t *)ud)->rules, K->json_deep_copy(rec->fields));
+    return 0;
+}
+
+static void reps_free(reps_t *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->v[i].territories) K->json_decref(r->v[i].territories);
+        if (r->v[i].industries) K->json_decref(r->v[i].industries);
+    }
+    free(r->v);
+    if (r->rules) K->json_decref(r->rules);
+}
+
+static int same_text(const char *a, const char *b)
+{
+    if (!a || !b) return 0;
+    for (; *a && *b; a++, b++)
+        if ((*a >= 'A' && *a <= 'Z' ? *a + 32 : *a) != (*b >= 'A' && *b <= 'Z' ? *b + 32 : *b))
+            return 0;
+    return *a == *b;
+}
+
+static int in_list(const kith_json_t *a, const char *s)
+{
+    for (size_t i = 0; i < K->array_size(a); i++)
+        if (same_text(K->string_value(K->array_get(a, i)), s)) return 1;
+    return 0;
+}
+
+/* Whether rule (a record of assignment_rules) applies to lead. */
+static int rule_matches(const kith_json_t *rule, const kith_json_t *lead)
+{
+    const char *t = str_field(rule, "territory"), *i = str_field(rule, "industry");
+    if (t && !same_text(t, str_field(lead, "territory"))) return 0;
+    if (i && !same_text(i, str_field(lead, "industry"))) return 0;
+    int64_t score = K->integer_value(K->object_get(lead, "score"));
+    const kith_json_t *lo = K->object_get(rule, "score_min"),
+                      *hi = K->object_get(rule, "score_max");
+    if (lo && score < K->integer_value(lo)) return 0;
+    if (hi && score > K->integer_value(hi)) return 0;
+    return 1;
+}
+
+/* Whether rep may take lead under rule (NULL: any available rep). */
+static int rep_fits(const rep_t *r, const kith_json_t *rule, const kith_json_t *lead)
+{
+    if (!rule) return 1;
+    const char *team = str_field(rule, "team");
+    if (team && strcmp(team, r->team) != 0) return 0;
+    const kith_json_t *only = K->object_get(rule, "reps");
+    if (only && !in_list(only, r->user)) return 0;
+    if (K->json_type(K->object_get(rule, "match_rep")) == KITH_JSON_TRUE) {
+        const char *t = str_field(lead, "territory"), *i = str_field(lead, "industry");
+        /* the reps who cover the lead's territory and industry */
+        if (t && !in_list(r->territories, t)) return 0;
+        if (i && !in_list(r->industries, i)) return 0;
+    }
+    return 1;
+}
+
+static int count_row(void *ud, const kith_record_t *rec)
+{
+    (void)rec;
+    ++*(size_t *)ud;
+    return 0;
+}
+
+/* Open leads owned by user (at most 10,000 counted). */
+static int open_leads(kith_txn_t *tx, const char *user, size_t *n)
+{
+    kith_json_t *f = K->json_object(), *in = K->json_object(), *st = K->json_array();
+    static const char *const open[] = {"new", "working", "nurturing", "qualified"};
+    for (size_t i = 0; i < 4; i++)
+        K->array_append(st, K->json_string(open[i]));
+    K->object_set(in, "in", st);
+    K->object_set(f, "owner", K->json_string(user));
+    K->object_set(f, "status", in);
+    *n = 0;
+    char *cursor = NULL;
+    int rc;
+    do {
+        kith_query_t q = {
+            .size = sizeof q, .collection = "leads", .filter = f, .limit = 1000, .cursor = cursor};
+        char *next = NULL;
+        rc = K->entity_query(tx, &q, count_row, n, &next);
+        K->free(cursor);
+        cursor = next;
+    } while (rc == 0 && cursor && *n < 10000);
+    K->free(cursor);
+    K->json_decref(f);
+    return rc < 0 ? rc : 0;
+}
+
+/* New leads without an owner get one: the first assignment rule (by
+ * priority) that matches the lead and has an available rep that fits, else
+ * every available rep with the default method. Round robin takes the rep
+ * assigned longest ago; least loaded the one with the fewest open leads. */
+static int assign(void *ud, kith_txn_t *tx, kith_event_t *ev)
+{
+    (void)ud;
+    if (K->object_get(ev->record, "owner")) return 0;
+    reps_t r = {.v = calloc(REPS_MAX, sizeof(rep_t)), .rules = K->json_array()};
+    if (!r.v) return K->fail(KITH_PLUGIN_ELIMIT, "out of memory");
+    kith_json_t *f = K->json_object();
+    K->object_set(f, "available", K->json_bool(1));
+    kith_query_t q = {.size = sizeof q, .collection = "sales_reps", .filter = f, .limit = 1000};
+    int rc = K->entity_query(tx, &q, rep_row, &r, NULL);
+    K->json_decref(f);
+    kith_query_t qr = {
+        .size = sizeof qr, .collection = "assignment_rules", .sort = "priority", .limit = 1000};
+    if (rc == 0 && r.n) rc = K->entity_query(tx, &qr, rule_row, &r, NULL);
+    if (rc < 0 || r.n == 0) {
+        reps_free(&r);
+        return rc < 0 ? rc : 0;
+    }
+    const kith_json_t *rule = NULL;
+    const char *method = assign_default;
+    size_t nr = K->array_size(r.rules);
+    int fits[REPS_MAX];
+    size_t nfit = 0;
+    for (size_t k = 0; k <= nr && nfit == 0; k++) {
+        rule = k < nr ? K->array_get(r.rules, k) : NULL;
+        if (rule && !rule_matches(rule, ev->record)) continue;
+        if (!rule && strcmp(assign_default, "none") == 0) break;
+        method = rule ? str_field(rule, "method") : assign_default;
+        for (size_t i = 0; i < r.n; i++)
+            if (rep_fits(&r.v[i], rule, ev->record)) fits[nfit++] = (int)i;
+    }
+    rep_t *best = NULL;
+    size_t best_load = 0;
+    for (size_t k = 0; k < nfit && rc == 0; k++) {
+        rep_t *x = &r.v[fits[k]];
+        size_t load = 0;
+        if (method && strcmp(method, "least_loaded") == 0) rc = open_leads(tx, x->user, &load);
+        int better = !best || load < best_load ||
+                     (load == best_load &&
+                      (x->last_ms < best->last_ms ||
+                       (x->last_ms == best->last_ms && strcmp(x->user, best->user) < 0)));
+        if (better) {
+            best = x;
+            best_load = load;
+        }
+    }
+    if (rc == 0 && best) {
+        K->object_set(ev->record, "owner", K->json_string(best->user));
+        if (best->team[0] && !K->object_get(ev->record, "team"))
+            K->object_set(ev->record, "team", K->json_string(best->team));
+        ev->amended = 1;
+        char now[ATTRIB_TIME_MAX];
+        /* strictly after the previous one: two assignments in one
+         * millisecond still rotate */
+        int64_t t = K->now_ms();
+        if (t <= best->last_ms) t = best->last_ms + 1;
+        attrib_time_format(t, now);
+        kith_json_t *patch = K->json_object();
+        K->object_set(patch, "last_assigned_at", K->json_string(now));
+        K->object_set(patch, "assigned", K->json_integer(best->assigned + 1));
+        rc = K->entity_update(tx, "sales_reps", best->id, patch, 0, NULL);
+        K->json_decref(patch);
+    }
+    reps_free(&r);
+    return rc;
+}
+
 /* ---- scoring: threshold, explanation, rescoring ---- */
 
 static const char *query_param(const char *q, const char *name, char *out, size_t cap);
@@ -1145,11 +1380,17 @@ static int init(kith_plugin_t *p, const kith_api_t *api)
                        "work_hours: {\"days\": [\"mon\", ...], \"start\": 9, \"end\": 18, "
                        "\"utc_offset_minutes\": 480}");
     const char *sched = str_field(conf, "rescore_schedule");
+    assign_default = str_field(conf, "assignment");
+    if (!assign_default ||
+        (strcmp(assign_default, "round_robin") != 0 &&
+         strcmp(assign_default, "least_loaded") != 0 && strcmp(assign_default, "none") != 0))
+        return K->fail(KITH_PLUGIN_EINVAL, "assignment: round_robin, least_loaded or none");
     if (mtx_init(&bucket_lock, mtx_plain) != thrd_success)
         return K->fail(KITH_PLUGIN_EINVAL, "cannot make a lock");
     int rc;
     if ((rc = K->collection(p, leads_def)) || (rc = K->collection(p, touches_def)) ||
-        (rc = K->collection(p, activities_def)))
+        (rc = K->collection(p, activities_def)) || (rc = K->collection(p, reps_def)) ||
+        (rc = K->collection(p, rules_def)))
         return rc;
     if (sched && sched[0] && (rc = K->every_declare(p, "rescore", sched, "leads.rescore", NULL)))
         return rc;
@@ -1165,7 +1406,12 @@ static int init(kith_plugin_t *p, const kith_api_t *api)
          .priority = 10,
          .fn = lead_before},
         {.size = sizeof(kith_hook_t), .event = "deal.won", .name = "revenue", .fn = deal_won},
-        /* after the scoring rules (a script, priority 100) */
+        /* after the scoring rules (a script, priority 100): score bands */
+        {.size = sizeof(kith_hook_t),
+         .event = "leads.before_create",
+         .name = "assign",
+         .priority = 500,
+         .fn = assign},
         {.size = sizeof(kith_hook_t),
          .event = "leads.before_create",
          .name = "hot_create",

@@ -409,3 +409,75 @@ def test_score_decays_with_inactivity(srv):
     assert r.status == 200 and r.json["rescored"] == 2, r
     r = srv.req("POST", "/v1/leads/rescore", key=srv.admin)  # the inactive ones only
     assert r.status == 200 and r.json["rescored"] == 2, r
+
+
+# ---------------------------------------------------------------- assignment
+
+def rep(srv, user, **f):
+    r = srv.req("POST", "/v1/sales_reps", key=srv.admin, body={"user": user, **f})
+    assert r.status == 201, r
+    return r.json["id"]
+
+
+def new_lead(srv, **f):
+    r = srv.req("POST", "/v1/leads", key=srv.admin, body={"email": f"{os.urandom(4).hex()}@x.io",
+                                                          **f})
+    assert r.status == 201, r
+    return r.json
+
+
+def test_round_robin_and_unavailable_reps(srv):
+    # no reps: leads stay unassigned
+    assert "owner" not in new_lead(srv)
+    rep(srv, "ann", team="east")
+    b = rep(srv, "bob", team="east")
+    rep(srv, "cy", team="west")
+    owners = [new_lead(srv)["owner"] for _ in range(4)]
+    assert owners == ["ann", "bob", "cy", "ann"], owners
+    assert new_lead(srv, owner="zed")["owner"] == "zed"  # an owner given is kept
+    # bob is away
+    srv.req("PATCH", f"/v1/sales_reps/{b}", key=srv.admin, body={"available": False})
+    owners = [new_lead(srv)["owner"] for _ in range(4)]
+    assert owners == ["cy", "ann", "cy", "ann"], owners
+    lead = new_lead(srv)
+    assert lead["team"] in ("east", "west")
+    reps = {r["user"]: r for r in list_all(srv, srv.admin, "sales_reps")}
+    assert reps["bob"]["assigned"] == 1 and reps["ann"]["assigned"] == 4
+
+
+def test_least_loaded_and_rules(tmp_path, datadir):
+    s = start(tmp_path, datadir, {"leads": {"assignment": "least_loaded"}})
+    try:
+        rep(s, "ann", territories=["EMEA"], industries=["software"])
+        rep(s, "bob", territories=["APAC"])
+        rep(s, "cy", team="enterprise")
+        # ann already has three open leads, bob one, cy none
+        for owner, n in (("ann", 3), ("bob", 1)):
+            for _ in range(n):
+                new_lead(s, owner=owner)
+        assert new_lead(s)["owner"] == "cy"
+        assert new_lead(s)["owner"] in ("bob", "cy")
+        # a closed lead does not count
+        for x in query_all(s, s.admin, "leads", {"filter": {"owner": "ann"}}):
+            s.req("PATCH", f"/v1/leads/{x['id']}", key=s.admin, body={"status": "unqualified"})
+        assert new_lead(s)["owner"] == "ann"
+        # rules, by priority: territory to the reps who cover it, a score
+        # band to a team, a fixed list
+        for body in ({"name": "by territory", "priority": 10, "match_rep": True,
+                      "method": "round_robin"},
+                     {"name": "big ones", "priority": 5, "score_min": 30,
+                      "team": "enterprise"},
+                     {"name": "retail", "priority": 20, "industry": "retail", "reps": ["bob"]}):
+            r = s.req("POST", "/v1/assignment_rules", key=s.admin, body=body)
+            assert r.status == 201, r
+        assert new_lead(s, territory="APAC")["owner"] == "bob"
+        assert new_lead(s, territory="emea", industry="Software")["owner"] == "ann"
+        # the score band needs the scoring rules: key industry +30
+        r = s.req("POST", "/v1/scripts/lead_scoring/enable", key=s.admin)
+        assert r.status == 201, r
+        assert new_lead(s, industry="Healthcare", territory="EMEA")["owner"] == "cy"
+        # the first rule that matches and has a rep: nobody covers LATAM, so
+        # "by territory" has no one and "retail" decides
+        assert new_lead(s, territory="LATAM", industry="Retail")["owner"] == "bob"
+    finally:
+        s.stop()
