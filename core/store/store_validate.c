@@ -428,21 +428,25 @@ static void validation_failed(const store_coll_t *c, err_diag_t *d)
     err_restore(d);
 }
 
+/* Starts a check of in: d empty, 0; or KITH_EINVAL if in is not an object.
+ * The offending fields are collected in d, not in the thread's diagnostic:
+ * canonicalising a value may call err_set (time and id parsers), which
+ * clears the field list. */
+static int check_begin(const json_t *in, err_diag_t *d)
+{
+    err_clear();
+    d->nfields = 0;
+    d->fields_dropped = 0;
+    d->existing[0] = '\0';
+    if (!json_is_object(in)) return err_set(KITH_EINVAL, "a record is a JSON object");
+    return 0;
+}
+
 json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in, const json_t *old,
                        int mode)
 {
-    err_clear();
-    /* The offending fields are collected in d, not in the thread's diagnostic:
-     * canonicalising a value may call err_set (time and id parsers), which
-     * clears the field list. */
     err_diag_t d;
-    d.nfields = 0;
-    d.fields_dropped = 0;
-    d.existing[0] = '\0';
-    if (!json_is_object(in)) {
-        err_set(KITH_EINVAL, "a record is a JSON object");
-        return NULL;
-    }
+    if (check_begin(in, &d)) return NULL;
     int bad = 0;
     size_t known = 0;
     json_t *out = json_object();
@@ -465,15 +469,9 @@ json_t *store_validate(store_wtxn_t *w, const store_coll_t *c, const json_t *in,
 int store_revalidate(store_wtxn_t *w, const store_coll_t *c, json_t *in, json_t *const *pre,
                      const json_t *old, int mode)
 {
-    err_clear();
     err_diag_t d;
-    d.nfields = 0;
-    d.fields_dropped = 0;
-    d.existing[0] = '\0';
-    if (!json_is_object(in)) {
-        err_set(KITH_EINVAL, "a record is a JSON object");
-        return KITH_EINVAL;
-    }
+    int rc = check_begin(in, &d);
+    if (rc) return rc;
     int bad = 0;
     size_t known = 0, first_new = c->nfields;
     for (size_t i = 0; i < c->nfields; i++) {
