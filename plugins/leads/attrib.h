@@ -1,6 +1,6 @@
 /*
- * leads/attrib: attribution models and the times they need. Plain C, no Kith
- * headers, so tests can compile it on its own.
+ * leads/attrib: attribution models and working hours. Plain C, no Kith
+ * headers, so tests can compile it on its own (times: plugins/common/kp_util).
  */
 #ifndef KITH_LEADS_ATTRIB_H
 #define KITH_LEADS_ATTRIB_H
@@ -18,16 +18,6 @@ int attrib_model(const char *name);
  * touch's weight for every half_life_ms it came before the conversion. n > 0. */
 void attrib_credit(int model, const int64_t *t, size_t n, int64_t conv_ms, double half_life_ms,
                    double *w);
-
-/* An RFC 3339 date-time ("2026-11-23T05:50:30.123456Z", "...+08:00") or a
- * date ("2026-11-23", midnight UTC) as Unix milliseconds; 0 and *ok = 0 if
- * it is neither. */
-int64_t attrib_time_ms(const char *s, int *ok);
-
-#define ATTRIB_TIME_MAX 40
-
-/* Unix milliseconds as "2026-11-23T05:50:30.123Z". */
-void attrib_time_format(int64_t ms, char out[ATTRIB_TIME_MAX]);
 
 /* Working time: days (bit 0 Monday .. bit 6 Sunday) from start_h to end_h
  * o'clock, local time at tz_min minutes east of UTC (a fixed offset). */

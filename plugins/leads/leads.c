@@ -18,6 +18,7 @@
  *   revenue.
  */
 #include "attrib.h"
+#include "kp_util.h"
 #include "normalize.h"
 
 #include <kith/plugin.h>
@@ -164,15 +165,23 @@ static const char *str_field(const kith_json_t *o, const char *name)
     return K->string_value(K->object_get(o, name));
 }
 
+/* An RFC 3339 time or a date as Unix ms; *ok = 0 (and 0) if it is not one. */
+static int64_t time_ms(const char *s, int *ok)
+{
+    int64_t ms = 0;
+    *ok = kp_time_parse(s, &ms) == 0;
+    return *ok ? ms : 0;
+}
+
 static int problem(kith_response_t *res, int status, const char *type, const char *detail)
 {
     K->respond_problem(res, status, type, detail);
     return 0;
 }
 
-static void now_text(char out[ATTRIB_TIME_MAX])
+static void now_text(char out[KP_ISO_MAX])
 {
-    attrib_time_format(K->now_ms(), out);
+    kp_iso_from_ms(K->now_ms(), out);
 }
 
 /* ---- lead hooks: normal forms ---- */
@@ -202,8 +211,8 @@ static int lead_before(void *ud, kith_txn_t *tx, kith_event_t *ev)
         ev->amended = 1;
     }
     /* inactivity, for the scoring rules' decay */
-    char now[ATTRIB_TIME_MAX];
-    attrib_time_format(K->now_ms(), now);
+    char now[KP_ISO_MAX];
+    kp_iso_from_ms(K->now_ms(), now);
     const char *active = str_field(ev->record, "active_at");
     if (!active) {
         K->object_set(ev->record, "active_at", K->json_string(now));
@@ -211,7 +220,7 @@ static int lead_before(void *ud, kith_txn_t *tx, kith_event_t *ev)
         active = now;
     }
     int ok;
-    int64_t a = attrib_time_ms(active, &ok),
+    int64_t a = time_ms(active, &ok),
             weeks = ok && K->now_ms() > a ? (K->now_ms() - a) / WEEK_MS : 0;
     const kith_json_t *w0 = K->object_get(ev->record, "inactive_weeks");
     if (!w0 || K->integer_value(w0) != weeks) {
@@ -285,14 +294,6 @@ static const struct {
     {"utm_term", "term"},     {"utm_content", "content"},   {"landing_page", "landing_page"},
     {"page", "landing_page"}, {"referrer", "referrer"}};
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* application/x-www-form-urlencoded as an object of strings (new), or NULL
  * if a value is not UTF-8. */
 static kith_json_t *form_decode(const char *s, size_t n)
@@ -310,8 +311,8 @@ static kith_json_t *form_decode(const char *s, size_t n)
                 continue;
             }
             if (c == '+') c = ' ';
-            if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-                c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            if (c == '%' && i + 2 < n && kp_hex(s[i + 1]) >= 0 && kp_hex(s[i + 2]) >= 0) {
+                c = (char)(kp_hex(s[i + 1]) * 16 + kp_hex(s[i + 2]));
                 i += 2;
             }
             buf[k++] = c;
@@ -383,7 +384,7 @@ static int add_touch(kith_txn_t *tx, const char *lead, const char *kind, const k
                   K->json_integer(K->integer_value(K->object_get(l.fields, "touches")) + 1));
     const char *last = str_field(l.fields, "last_touch_at");
     int ok1, ok2;
-    if (!last || attrib_time_ms(at, &ok1) >= attrib_time_ms(last, &ok2)) {
+    if (!last || time_ms(at, &ok1) >= time_ms(last, &ok2)) {
         K->object_set(patch, "last_touch_at", K->json_string(at));
         K->object_set(patch, "active_at", K->json_string(at));
     }
@@ -491,7 +492,7 @@ static int capture(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
             created = 1;
         }
     }
-    char at[ATTRIB_TIME_MAX];
+    char at[KP_ISO_MAX];
     now_text(at);
     if (rc == 0) rc = add_touch(tx, f.id, "form", in, 1, req->key_id, at);
     if (rc == 0 && created) {
@@ -522,9 +523,9 @@ static int touch(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respo
                        "send {\"kind\": \"email\"|\"visit\"|..., \"source\", \"medium\", "
                        "\"campaign\", \"landing_page\", \"at\"}");
     const char *kind = str_field(b, "kind"), *at = str_field(b, "at");
-    char now[ATTRIB_TIME_MAX];
+    char now[KP_ISO_MAX];
     int ok = 1;
-    if (at) attrib_time_ms(at, &ok);
+    if (at) time_ms(at, &ok);
     if (!ok) return problem(res, 400, "invalid", "at: an RFC 3339 date-time");
     if (!at) {
         now_text(now);
@@ -674,7 +675,7 @@ static int convert(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
             K->object_set(out, "deal", r.fields); /* steals */
         }
     }
-    char at[ATTRIB_TIME_MAX];
+    char at[KP_ISO_MAX];
     now_text(at);
     if (rc == 0) {
         kith_json_t *patch = K->json_object();
@@ -733,8 +734,8 @@ static int deal_won(void *ud, kith_txn_t *tx, kith_event_t *ev)
     if (lead && (rc = K->entity_get(tx, "leads", lead, &l)) == 0) {
         kith_json_t *patch = K->json_object();
         if (amount) K->object_set(patch, "revenue", K->json_deep_copy(amount));
-        char at[ATTRIB_TIME_MAX];
-        attrib_time_format(ev->time_ms ? ev->time_ms : K->now_ms(), at);
+        char at[KP_ISO_MAX];
+        kp_iso_from_ms(ev->time_ms ? ev->time_ms : K->now_ms(), at);
         K->object_set(patch, "won_at", K->json_string(at));
         rc = K->entity_update(tx, "leads", lead, patch, 0, NULL);
         K->json_decref(patch);
@@ -782,7 +783,7 @@ static int rep_row(void *ud, const kith_record_t *rec)
     x->industries = b ? K->json_deep_copy(b) : NULL;
     int ok;
     const char *last = str_field(rec->fields, "last_assigned_at");
-    x->last_ms = last ? attrib_time_ms(last, &ok) : 0;
+    x->last_ms = last ? time_ms(last, &ok) : 0;
     x->assigned = K->integer_value(K->object_get(rec->fields, "assigned"));
     return 0;
 }
@@ -803,19 +804,10 @@ static void reps_free(reps_t *r)
     if (r->rules) K->json_decref(r->rules);
 }
 
-static int same_text(const char *a, const char *b)
-{
-    if (!a || !b) return 0;
-    for (; *a && *b; a++, b++)
-        if ((*a >= 'A' && *a <= 'Z' ? *a + 32 : *a) != (*b >= 'A' && *b <= 'Z' ? *b + 32 : *b))
-            return 0;
-    return *a == *b;
-}
-
 static int in_list(const kith_json_t *a, const char *s)
 {
     for (size_t i = 0; i < K->array_size(a); i++)
-        if (same_text(K->string_value(K->array_get(a, i)), s)) return 1;
+        if (kp_ieq(K->string_value(K->array_get(a, i)), s)) return 1;
     return 0;
 }
 
@@ -823,8 +815,8 @@ static int in_list(const kith_json_t *a, const char *s)
 static int rule_matches(const kith_json_t *rule, const kith_json_t *lead)
 {
     const char *t = str_field(rule, "territory"), *i = str_field(rule, "industry");
-    if (t && !same_text(t, str_field(lead, "territory"))) return 0;
-    if (i && !same_text(i, str_field(lead, "industry"))) return 0;
+    if (t && !kp_ieq(t, str_field(lead, "territory"))) return 0;
+    if (i && !kp_ieq(i, str_field(lead, "industry"))) return 0;
     int64_t score = K->integer_value(K->object_get(lead, "score"));
     const kith_json_t *lo = K->object_get(rule, "score_min"),
                       *hi = K->object_get(rule, "score_max");
@@ -938,12 +930,12 @@ static int assign(void *ud, kith_txn_t *tx, kith_event_t *ev)
         if (best->team[0] && !K->object_get(ev->record, "team"))
             K->object_set(ev->record, "team", K->json_string(best->team));
         ev->amended = 1;
-        char now[ATTRIB_TIME_MAX];
+        char now[KP_ISO_MAX];
         /* strictly after the previous one: two assignments in one
          * millisecond still rotate */
         int64_t t = K->now_ms();
         if (t <= best->last_ms) t = best->last_ms + 1;
-        attrib_time_format(t, now);
+        kp_iso_from_ms(t, now);
         kith_json_t *patch = K->json_object();
         K->object_set(patch, "last_assigned_at", K->json_string(now));
         K->object_set(patch, "assigned", K->json_integer(best->assigned + 1));
@@ -968,9 +960,9 @@ static int hot_check(void *ud, kith_txn_t *tx, kith_event_t *ev)
     const kith_json_t *s = K->object_get(ev->record, "score");
     if (!s || K->integer_value(s) < threshold || K->object_get(ev->record, "hot_at")) return 0;
     int64_t now = K->now_ms();
-    char at[ATTRIB_TIME_MAX], due[ATTRIB_TIME_MAX];
-    attrib_time_format(now, at);
-    attrib_time_format(work_hours_add(&work, now, follow_up_min), due);
+    char at[KP_ISO_MAX], due[KP_ISO_MAX];
+    kp_iso_from_ms(now, at);
+    kp_iso_from_ms(work_hours_add(&work, now, follow_up_min), due);
     K->object_set(ev->record, "hot_at", K->json_string(at));
     const kith_json_t *tags = K->object_get(ev->record, "tags");
     int tagged = 0;
@@ -1060,9 +1052,9 @@ static int rescore_row(void *ud, const kith_record_t *rec)
  * in *n. */
 static int rescore(kith_txn_t *tx, int all, size_t *n)
 {
-    char now[ATTRIB_TIME_MAX], cut[ATTRIB_TIME_MAX];
-    attrib_time_format(K->now_ms(), now);
-    attrib_time_format(K->now_ms() - WEEK_MS, cut);
+    char now[KP_ISO_MAX], cut[KP_ISO_MAX];
+    kp_iso_from_ms(K->now_ms(), now);
+    kp_iso_from_ms(K->now_ms() - WEEK_MS, cut);
     kith_json_t *f = K->json_object();
     if (!all) {
         kith_json_t *lt = K->json_object();
@@ -1161,7 +1153,7 @@ static int touch_row(void *ud, const kith_record_t *rec)
         r->cap = cap;
     }
     int ok;
-    r->t[r->nt] = attrib_time_ms(str_field(rec->fields, "at"), &ok);
+    r->t[r->nt] = time_ms(str_field(rec->fields, "at"), &ok);
     const char *s = str_field(rec->fields, "source");
     snprintf(r->src[r->nt], 128, "%s", s && s[0] ? s : "(direct)");
     r->nt++;
@@ -1172,7 +1164,7 @@ static int lead_row(void *ud, const kith_record_t *rec)
 {
     report_t *r = ud;
     int ok;
-    int64_t conv = attrib_time_ms(str_field(rec->fields, "converted_at"), &ok);
+    int64_t conv = time_ms(str_field(rec->fields, "converted_at"), &ok);
     if (!ok) return 0;
     double revenue = 0;
     const char *rev = str_field(rec->fields, "revenue");
@@ -1234,25 +1226,7 @@ static int cmp_credit(const void *a, const void *b)
 /* The value of a query parameter (decoded into out), or NULL. */
 static const char *query_param(const char *q, const char *name, char *out, size_t cap)
 {
-    size_t nl = strlen(name);
-    for (const char *p = q; p && *p;) {
-        const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
-        if ((size_t)(end - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            size_t k = 0;
-            for (const char *s = p + nl + 1; s < end && k + 1 < cap; s++) {
-                char c = *s == '+' ? ' ' : *s;
-                if (c == '%' && s + 2 < end && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-                    c = (char)(hexval(s[1]) * 16 + hexval(s[2]));
-                    s += 2;
-                }
-                out[k++] = c;
-            }
-            out[k] = '\0';
-            return out;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return NULL;
+    return kp_query_param(q, name, out, cap) == 1 ? out : NULL;
 }
 
 static int attribution(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
@@ -1266,11 +1240,11 @@ static int attribution(void *ud, kith_txn_t *tx, const kith_request_t *req, kith
                *t = query_param(req->query, "to", to, sizeof to);
     int ok = 1, ok2 = 1;
     /* as UTC date-times; a date "to" takes in its whole day */
-    char fs[ATTRIB_TIME_MAX], ts[ATTRIB_TIME_MAX];
-    if (f) attrib_time_format(attrib_time_ms(f, &ok), fs);
+    char fs[KP_ISO_MAX], ts[KP_ISO_MAX];
+    if (f) kp_iso_from_ms(time_ms(f, &ok), fs);
     if (t) {
-        int64_t ms = attrib_time_ms(t, &ok2);
-        attrib_time_format(strlen(t) == 10 ? ms + 86400000 - 1 : ms, ts);
+        int64_t ms = time_ms(t, &ok2);
+        kp_iso_from_ms(strlen(t) == 10 ? ms + 86400000 - 1 : ms, ts);
     }
     if (!ok || !ok2) return problem(res, 400, "invalid", "from, to: RFC 3339 dates or date-times");
     report_t r = {.tx = tx, .model = model};

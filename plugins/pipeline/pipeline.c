@@ -134,7 +134,7 @@ const kith_json_t *pl_stage_find(const pl_pipeline_t *p, const char *name, size_
     for (size_t i = 0; i < K->array_size(p->stages); i++) {
         const kith_json_t *s = K->array_get(p->stages, i);
         const char *n = pl_stage_name(s);
-        if (n && pl_ieq(n, name)) {
+        if (n && kp_ieq(n, name)) {
             if (index) *index = i;
             return s;
         }
@@ -178,7 +178,7 @@ const char *pl_stages_check(const kith_json_t *stages, char *buf, size_t cap)
             return buf;
         }
         for (size_t j = 0; j < i; j++)
-            if (pl_ieq(pl_stage_name(K->array_get(stages, j)), name)) {
+            if (kp_ieq(pl_stage_name(K->array_get(stages, j)), name)) {
                 snprintf(buf, cap, "stage %zu: '%.60s' is there twice", i + 1, name);
                 return buf;
             }

@@ -248,7 +248,7 @@ static int deal_write(void *ud, kith_txn_t *tx, kith_event_t *ev)
     if (!stage || strcmp(stage, canon) != 0) set(ev, "stage", K->json_string(canon));
     const char *prev_stage = create ? NULL : pl_str(ev->previous, "stage"),
                *prev_pipe = create ? NULL : pl_str(ev->previous, "pipeline");
-    int moved = create || !prev_stage || !pl_ieq(prev_stage, canon) || !prev_pipe ||
+    int moved = create || !prev_stage || !kp_ieq(prev_stage, canon) || !prev_pipe ||
                 strcmp(prev_pipe, pl.name) != 0;
 
     /* probability follows the stage unless this write sets it */
@@ -272,15 +272,15 @@ static int deal_write(void *ud, kith_txn_t *tx, kith_event_t *ev)
     else if (!outcome)
         del(ev, "closed");
 
-    char now[PL_ISO_MAX];
-    pl_iso_from_ms(K->now_ms(), now);
+    char now[KP_ISO_MAX];
+    kp_iso_from_ms(K->now_ms(), now);
     if (moved) {
         set(ev, "stage_changed_at", K->json_string(now));
         set(ev, "stage_history",
             history_add(create ? NULL : K->object_get(ev->previous, "stage_history"), canon, now));
         if (outcome && !K->object_get(rec, "close_date")) {
-            char today[PL_DATE_MAX];
-            set(ev, "close_date", K->json_string(pl_date_from_ms(K->now_ms(), today)));
+            char today[KP_DATE_MAX];
+            set(ev, "close_date", K->json_string(kp_date_from_ms(K->now_ms(), today)));
         }
     }
 
@@ -317,17 +317,17 @@ static int stall_due(void *ud, kith_txn_t *tx, kith_event_t *ev)
     if (rc == KITH_PLUGIN_ENOTFOUND) return 0;
     if (rc) return rc;
     const char *now_stage = pl_str(d.fields, "stage"), *at = pl_str(d.fields, "stage_changed_at");
-    if (!now_stage || !pl_ieq(now_stage, stage) || !at || strcmp(at, since) != 0 ||
+    if (!now_stage || !kp_ieq(now_stage, stage) || !at || strcmp(at, since) != 0 ||
         K->object_get(d.fields, "closed")) {
         K->json_decref(d.fields);
         return 0;
     }
     double hours = K->number_value(K->object_get(ev->payload, "limit_hours"));
     const char *name = pl_str(d.fields, "name");
-    char subject[400], now[PL_ISO_MAX];
+    char subject[400], now[KP_ISO_MAX];
     snprintf(subject, sizeof subject, "Stalled deal: %.150s has been in %.100s for more than %g h",
              name ? name : id, stage, hours);
-    pl_iso_from_ms(K->now_ms(), now);
+    kp_iso_from_ms(K->now_ms(), now);
     kith_json_t *t = K->json_object();
     K->object_set(t, "kind", K->json_string("task"));
     K->object_set(t, "subject", K->json_string(subject));
@@ -377,8 +377,8 @@ static int activity_write(void *ud, kith_txn_t *tx, kith_event_t *ev)
     if (!pl_changed(ev, "done")) return 0;
     if (K->json_type(K->object_get(ev->record, "done")) == KITH_JSON_TRUE) {
         if (!pl_changed(ev, "done_at")) {
-            char now[PL_ISO_MAX];
-            set(ev, "done_at", K->json_string(pl_iso_from_ms(K->now_ms(), now)));
+            char now[KP_ISO_MAX];
+            set(ev, "done_at", K->json_string(kp_iso_from_ms(K->now_ms(), now)));
         }
     } else {
         del(ev, "done_at");

@@ -18,11 +18,11 @@
 static kith_json_t *record_json(const kith_record_t *rec)
 {
     kith_json_t *o = K->json_deep_copy(rec->fields);
-    char t[PL_ISO_MAX];
+    char t[KP_ISO_MAX];
     K->object_set(o, "id", K->json_string(rec->id));
     K->object_set(o, "version", K->json_integer((int64_t)rec->version));
-    K->object_set(o, "created_at", K->json_string(pl_iso_from_ms(rec->created_ms, t)));
-    K->object_set(o, "updated_at", K->json_string(pl_iso_from_ms(rec->updated_ms, t)));
+    K->object_set(o, "created_at", K->json_string(kp_iso_from_ms(rec->created_ms, t)));
+    K->object_set(o, "updated_at", K->json_string(kp_iso_from_ms(rec->updated_ms, t)));
     return o;
 }
 
@@ -41,7 +41,7 @@ static int bad_params(const kith_request_t *req, kith_response_t *res, const cha
 static int param(const kith_request_t *req, kith_response_t *res, const char *name, char *out,
                  size_t cap)
 {
-    int r = pl_query_param(req->query, name, out, cap);
+    int r = kp_query_param(req->query, name, out, cap);
     if (r < 0) {
         char msg[120];
         snprintf(msg, sizeof msg, "%s: not a well-formed value of at most %zu bytes", name,
@@ -113,11 +113,11 @@ static int my_tasks(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_re
     K->object_set(filter, "owner", K->json_string(req->user ? req->user : ""));
     K->object_set(ne, "ne", K->json_bool(1));
     K->object_set(filter, "done", ne);
-    char t[PL_ISO_MAX];
+    char t[KP_ISO_MAX];
     if (from || to) {
         kith_json_t *range = K->json_object();
-        if (from) K->object_set(range, "gte", K->json_string(pl_iso_from_ms(from, t)));
-        if (to) K->object_set(range, "lt", K->json_string(pl_iso_from_ms(to, t)));
+        if (from) K->object_set(range, "gte", K->json_string(kp_iso_from_ms(from, t)));
+        if (to) K->object_set(range, "lt", K->json_string(kp_iso_from_ms(to, t)));
         K->object_set(filter, "due_at", range);
     }
     rows_t rows = {.data = K->json_array()};
@@ -134,8 +134,8 @@ static int my_tasks(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_re
         K->object_set(out, "data", rows.data);
         K->object_set(out, "next_cursor", next ? K->json_string(next) : K->json_null());
         K->object_set(out, "due", K->json_string(due));
-        if (from) K->object_set(out, "from", K->json_string(pl_iso_from_ms(from, t)));
-        if (to) K->object_set(out, "to", K->json_string(pl_iso_from_ms(to, t)));
+        if (from) K->object_set(out, "from", K->json_string(kp_iso_from_ms(from, t)));
+        if (to) K->object_set(out, "to", K->json_string(kp_iso_from_ms(to, t)));
         K->respond(res, 200, out);
         K->json_decref(out);
     } else {
@@ -259,8 +259,8 @@ static int deal_row(void *ud, const kith_record_t *rec)
         t->won_value += amount;
         if (pt) pt->won++, pt->won_value += amount;
         int64_t end, start;
-        if (pl_date_parse(pl_str(f, "close_date"), &end) == 0) {
-            if (pl_date_parse(pl_str(f, "engage_date"), &start) != 0)
+        if (kp_date_parse(pl_str(f, "close_date"), &end) == 0) {
+            if (kp_date_parse(pl_str(f, "engage_date"), &start) != 0)
                 start = rec->created_ms / DAY_MS;
             t->cycle_days += (double)(end - start);
             t->cycle_n++;
@@ -423,8 +423,8 @@ static int report(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_resp
         (has_product = param(req, res, "product", product, sizeof product)) < 0)
         return 0;
     int64_t d0, d1;
-    if ((has_from && (pl_date_parse(from, &d0) || from[10])) ||
-        (has_to && (pl_date_parse(to, &d1) || to[10])))
+    if ((has_from && (kp_date_parse(from, &d0) || from[10])) ||
+        (has_to && (kp_date_parse(to, &d1) || to[10])))
         return pl_problem(res, 400, "invalid", "from, to: dates, YYYY-MM-DD (on close_date)");
     if (has_from && has_to && d1 < d0) return pl_problem(res, 400, "invalid", "from is after to");
 
