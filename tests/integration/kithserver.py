@@ -565,3 +565,25 @@ def send_whole(srv, method, path, key=None, body=b"", ctype=None, headers=None, 
         return Response(resp.status, resp.getheaders(), data)
     finally:
         s.close()
+
+
+def enable_plugins(datadir, tmp_path, names, config=None):
+    """Loads the first-party plugins `names` (in that order) from a private
+    copy (the loader refuses files or directories others can write), with
+    config {plugin: {...}} in kith.json."""
+    import json
+    import pathlib
+    import shutil
+    from conftest import BIN
+    d = pathlib.Path(tmp_path) / "plugins"
+    d.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(d, 0o755)
+    for n in names:
+        shutil.copy(BIN.parent / "lib" / "kith" / "plugins" / f"{n}.so", d / f"{n}.so")
+        os.chmod(d / f"{n}.so", 0o644)
+    p = pathlib.Path(datadir) / "kith.json"
+    c = json.loads(p.read_text())
+    c["plugins"] = {"dirs": [str(d)], "load": list(names)}
+    if config:
+        c["plugins"]["config"] = config
+    p.write_text(json.dumps(c, indent=1))

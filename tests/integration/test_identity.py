@@ -5,32 +5,18 @@ The plugin is built like any third party's, against sdk/include only, into
 loader refuses files others can write) and names it in kith.json.
 """
 import json
-import os
-import pathlib
-import shutil
 import urllib.parse
 
 import pytest
 
-from conftest import BIN
-from kithserver import KithServer, list_all, problem
+from kithserver import KithServer, enable_plugins, list_all, problem
 
-SO = BIN.parent / "lib" / "kith" / "plugins" / "identity.so"
 ANN = "+8613812345678"
 
 
 def enable(datadir, tmp_path, config=None):
-    d = tmp_path / "plugins"
-    d.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(d, 0o755)
-    shutil.copy(SO, d / "identity.so")
-    os.chmod(d / "identity.so", 0o644)
-    p = pathlib.Path(datadir) / "kith.json"
-    c = json.loads(p.read_text())
-    c["plugins"] = {"dirs": [str(d)], "load": ["identity"]}
-    if config is not None:
-        c["plugins"]["config"] = {"identity": config}
-    p.write_text(json.dumps(c, indent=1))
+    enable_plugins(datadir, tmp_path, ["identity"],
+                   {"identity": config} if config is not None else None)
 
 
 @pytest.fixture

@@ -4,32 +4,17 @@ through the API, their conversion rate per Lead Source read back through /v1
 queries."""
 import json
 import os
-import pathlib
-import shutil
 import urllib.parse
 
 import pytest
 
-from conftest import BIN, ROOT
-from kithserver import KithServer, list_all, problem, query_all
+from conftest import ROOT
+from kithserver import KithServer, enable_plugins, list_all, problem, query_all
 
-PLUGINS = BIN.parent / "lib" / "kith" / "plugins"
 CORPUS = ROOT.parent / "shared" / "corpus" / "leads-x-education"
 
 
-def enable(datadir, tmp_path, names, config=None):
-    d = tmp_path / "plugins"
-    d.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(d, 0o755)
-    for n in names:
-        shutil.copy(PLUGINS / f"{n}.so", d / f"{n}.so")
-        os.chmod(d / f"{n}.so", 0o644)
-    p = pathlib.Path(datadir) / "kith.json"
-    c = json.loads(p.read_text())
-    c["plugins"] = {"dirs": [str(d)], "load": names}
-    if config:
-        c["plugins"]["config"] = config
-    p.write_text(json.dumps(c, indent=1))
+
 
 
 DEALS = [{"name": "name", "type": "string"}, {"name": "amount", "type": "money"},
@@ -42,7 +27,7 @@ DEALS = [{"name": "name", "type": "string"}, {"name": "amount", "type": "money"}
 
 def start(tmp_path, datadir, config=None, env=None):
     d, token = datadir
-    enable(d, tmp_path, ["identity", "leads"], config)
+    enable_plugins(d, tmp_path, ["identity", "leads"], config)
     s = KithServer(d, env=env).start()
     s.admin = token
     # deals as the pipeline plugin declares them (only the fields used here)

@@ -6,35 +6,18 @@ identity first: deals and activities refer to its contacts and companies.
 The corpus test (test_pipeline_corpus.py) imports the Maven CRM pipeline.
 """
 import datetime
-import json
-import os
-import pathlib
-import shutil
 import time
 import urllib.parse
 
 import pytest
 
-from conftest import BIN
-from kithserver import KithServer, list_all, problem
+from kithserver import KithServer, enable_plugins, list_all, problem
 
-PLUGINS = BIN.parent / "lib" / "kith" / "plugins"
 WAIT = 60  # seconds to wait for timers and after-hooks on a busy machine
 
 
 def enable(datadir, tmp_path, config=None, load=("identity", "pipeline")):
-    d = tmp_path / "plugins"
-    d.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(d, 0o755)
-    for name in load:
-        shutil.copy(PLUGINS / f"{name}.so", d / f"{name}.so")
-        os.chmod(d / f"{name}.so", 0o644)
-    p = pathlib.Path(datadir) / "kith.json"
-    c = json.loads(p.read_text())
-    c["plugins"] = {"dirs": [str(d)], "load": list(load)}
-    if config is not None:
-        c["plugins"]["config"] = {"pipeline": config}
-    p.write_text(json.dumps(c, indent=1))
+    enable_plugins(datadir, tmp_path, load, {"pipeline": config} if config is not None else None)
 
 
 @pytest.fixture
@@ -275,7 +258,7 @@ def test_pipelines_are_records(srv):
     # the built-in one can still be named
     assert ok(post(srv, "deals", {"pipeline": "default"}))["stage"] == "prospecting"
     # one default: a new default takes it from the other
-    p2 = ok(post(srv, "pipelines", {"name": "SMB", "stages": SHORT, "default": True}))
+    ok(post(srv, "pipelines", {"name": "SMB", "stages": SHORT, "default": True}))
     assert "default" not in srv.req("GET", f"/v1/pipelines/{p1['id']}", key=srv.admin).json
     assert ok(post(srv, "deals", {"name": "Small 3"}))["pipeline"] == "SMB"
     # what deals use cannot go away

@@ -8,7 +8,6 @@ so none of those 1,480 deals is dropped or left apart.
 """
 import csv
 import datetime
-import io
 import json
 import urllib.parse
 from decimal import Decimal
