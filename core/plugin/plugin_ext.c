@@ -52,8 +52,20 @@ static int schema_exec(store_t *st, store_op_t *op)
 /* Collections missing in the workspace are created, fields missing in an
  * existing one are added (each its own schema op: schema changes do not run
  * inside another op's transaction); nothing else is changed. */
-static int declare_collections(struct plugin_set *ps, store_t *st)
+/* A schema change refused for what it says (not for the store's state). */
+static int definition_error(int rc)
 {
+    return rc == KITH_EVALIDATION || rc == KITH_EINVAL || rc == KITH_ENOTFOUND ||
+           rc == KITH_EEXIST || rc == KITH_ECONFLICT || rc == KITH_ELIMIT;
+}
+
+/* Creates or extends every declared collection. One that fails (a bad
+ * field, a ref to a collection that does not exist) is logged with its
+ * reasons and the others still go ahead: a plugin loaded later must not
+ * lose its collections to an earlier one's. Returns the first failure. */
+static int declare_collections(struct plugin_set *ps, store_t *st, const char *workspace)
+{
+    err_diag_t first = {.code = 0};
     for (size_t k = 0; k < ps->n; k++) {
         struct kith_plugin *p = ps->v[k];
         if (!p->loaded) continue;
@@ -82,10 +94,22 @@ static int declare_collections(struct plugin_set *ps, store_t *st)
                 if (rc == 0) rc = schema_exec(st, store_op_field(name, fname, fd));
             }
             json_decref(missing);
-            if (rc) return err_wrap("plugin %s: collection %s", p->name, name);
+            if (rc == 0) continue;
+            if (!definition_error(rc)) return rc; /* the store's trouble: stop */
+            err_wrap("plugin %s: collection %s", p->name, name);
+            const err_diag_t *e = err_last();
+            char why[600] = "";
+            for (int x = 0; x < e->nfields; x++) {
+                size_t u = strlen(why);
+                snprintf(why + u, sizeof why - u, "%s%s: %s", x ? "; " : " (", e->fields[x].name,
+                         e->fields[x].msg);
+            }
+            if (e->nfields) strncat(why, ")", sizeof why - strlen(why) - 1);
+            log_error("plugin", "workspace %s: %s%s", workspace, e->msg, why);
+            if (!first.code) err_save(&first);
         }
     }
-    return 0;
+    return first.code ? err_restore(&first) : 0;
 }
 
 /* Declared timers are put (due time kept when unchanged) and those no loaded
@@ -171,8 +195,9 @@ static int ext_ws_open(void *ctx, const char *workspace, store_t *st, struct bus
             }
         }
     }
-    int rc = declare_collections(ps, st);
-    if (rc) return rc;
+    int rc = declare_collections(ps, st, workspace);
+    if (rc && !definition_error(rc)) return rc;
+    int colls_rc = rc;
     /* a write (and its fsync) only when there are timers to put or to remove:
      * most workspaces of most servers have neither */
     if (timers_declared(ps) || timers_stored(st)) {
@@ -181,6 +206,7 @@ static int ext_ws_open(void *ctx, const char *workspace, store_t *st, struct bus
         rc = schema_exec(st, op);
         if (rc) return err_wrap("plugins' timers");
     }
+    if (colls_rc) return colls_rc;
     return bad ? err_set(KITH_EINVAL, "some hooks were not registered") : 0;
 }
 

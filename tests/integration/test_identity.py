@@ -186,3 +186,20 @@ def test_configuration(tmp_path, datadir):
         r = s.req("GET", "/v1/plugins", key=token)
         [p] = [p for p in r.json["plugins"] if p["name"] == "identity"]
         assert p["state"] == "refused" and "match_on" in p["reason"], p
+
+
+def test_a_collection_that_fails_does_not_stop_the_others(tmp_path, datadir):
+    # pipeline first: its deals refer to identity's contacts, which do not
+    # exist yet, so deals cannot be made; identity's own collections still are
+    d, token = datadir
+    enable_plugins(d, tmp_path, ["pipeline", "identity"])
+    with KithServer(d) as s:
+        names = {c["name"] for c in s.req("GET", "/v1/schema", key=token).json["collections"]}
+        assert {"contacts", "companies", "pipelines"} <= names and "deals" not in names, names
+    log = s.log()
+    assert "plugin pipeline: collection deals" in log and "contacts" in log, log[-2000:]
+    # in the right order, on the next start, deals is made
+    enable_plugins(d, tmp_path, ["identity", "pipeline"])
+    with KithServer(d) as s:
+        names = {c["name"] for c in s.req("GET", "/v1/schema", key=token).json["collections"]}
+        assert "deals" in names and "activities" in names

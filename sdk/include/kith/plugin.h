@@ -312,8 +312,9 @@ struct kith_api {
 
     /* -- bus and scheduler, in a write transaction -- */
     int (*emit)(kith_txn_t *tx, const char *event, const kith_json_t *payload);
-    /* Timers fire domain events; ids are the plugin's own (re-using one
-     * replaces the timer). delay in ms (at least 1 s); at in Unix ms. */
+    /* Timers fire domain events; ids are the plugin's own, 1 to 64 of
+     * a-z 0-9 _ . - (lower-case a record id first); re-using one replaces
+     * the timer. delay in ms (at least 1 s); at in Unix ms. */
     int (*after)(kith_txn_t *tx, const char *id, int64_t delay_ms, const char *event,
                  const kith_json_t *payload);
     int (*at)(kith_txn_t *tx, const char *id, int64_t at_ms, const char *event,
