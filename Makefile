@@ -6,6 +6,7 @@ LISTEN  ?= 127.0.0.1:8443
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX  ?= /usr/local
 KITH     = build/dev/bin/kith
+PLUGINS ?= identity,pipeline,leads
 
 .PHONY: help deps build run test asan bench install format lint clean
 
@@ -21,7 +22,7 @@ build: deps ## configure and build (dev preset)
 
 run: build ## init $(DATA) if needed, print an admin key, serve HTTPS on $(LISTEN)
 	@if [ ! -d "$(DATA)" ]; then \
-		$(KITH) init --data "$(DATA)"; \
+		$(KITH) init --data "$(DATA)" --plugins "$(PLUGINS)"; \
 	else \
 		echo "kith: using existing data directory $(DATA); a new admin key for it:"; \
 		key=$$($(KITH) key create --data "$(DATA)" --workspace default --role admin \

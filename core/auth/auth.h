@@ -34,9 +34,10 @@ enum auth_dir_mode {
 
 typedef struct auth_dir auth_dir_t;
 
-/* Creates the layout inside path, which must exist and be empty: kith.json,
- * tls/, the system store and the "default" workspace. No certificate. */
-int auth_dir_layout_create(const char *path);
+/* Creates the layout inside path, which must exist and be empty: kith.json
+ * (with plugins.load = plugins, a comma-separated list, if not NULL), tls/,
+ * the system store and the "default" workspace. No certificate. */
+int auth_dir_layout_create(const char *path, const char *plugins);
 
 /* Opens an existing data directory. KITH_ENOTFOUND (no such directory),
  * KITH_EINVAL (not a kith data directory), KITH_EPERM, KITH_ECORRUPT,

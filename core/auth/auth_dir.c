@@ -78,12 +78,30 @@ static void join(char *out, size_t cap, const char *a, const char *b)
     if (n < 0 || (size_t)n >= cap) out[cap - 1] = '\0';
 }
 
-static int write_config(const char *dir)
+static int write_config(const char *dir, const char *plugins)
 {
     char path[4096];
     join(path, sizeof path, dir, "kith.json");
     json_t *cfg = json_pack("{s:i,s:s,s:{s:s,s:s}}", "kith_data_format", AUTH_DATA_FORMAT, "listen",
                             "127.0.0.1:8443", "tls", "cert", "tls/cert.pem", "key", "tls/key.pem");
+    if (plugins && plugins[0]) {
+        json_t *load = json_array();
+        for (const char *p = plugins; *p;) {
+            size_t n = strcspn(p, ",");
+            json_t *name = json_stringn(p, n);
+            int ok = n > 0 && n <= 32 && strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_") >= n;
+            if (!ok || !name) {
+                if (name) json_decref(name);
+                json_decref(load);
+                json_decref(cfg);
+                return err_set(KITH_EINVAL,
+                               "--plugins: names of 1-32 of a-z 0-9 _, separated by commas");
+            }
+            json_array_append_new(load, name);
+            p += n + (p[n] == ',');
+        }
+        json_object_set_new(cfg, "plugins", json_pack("{s:o}", "load", load));
+    }
     char *text = json_dumps(cfg, JSON_INDENT(2));
     json_decref(cfg);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -98,14 +116,14 @@ static int write_config(const char *dir)
     return ok ? 0 : err_set(KITH_EIO, "%s: %s", path, strerror(errno));
 }
 
-int auth_dir_layout_create(const char *path)
+int auth_dir_layout_create(const char *path, const char *plugins)
 {
     char p[4096];
     join(p, sizeof p, path, "tls");
     if (mkdir(p, 0700) != 0) return err_set(err_from_errno(errno), "%s: %s", p, strerror(errno));
     join(p, sizeof p, path, "workspaces");
     if (mkdir(p, 0750) != 0) return err_set(err_from_errno(errno), "%s: %s", p, strerror(errno));
-    int rc = write_config(path);
+    int rc = write_config(path, plugins);
     if (rc) return rc;
     join(p, sizeof p, path, "system");
     store_opts_t o = {.create = 1, .no_writer = 1};

@@ -40,6 +40,7 @@ typedef struct cli_opts {
     const char *threads;   /* --threads N */
     int plain;             /* --plain */
     const char *collection, *map, *upsert, *delimiter, *format, *filter, *fields, *out;
+    const char *plugins; /* --plugins a,b (init) */
     char *pos[CLI_POS_MAX]; /* positional arguments */
     int npos;
 } cli_opts_t;
@@ -53,6 +54,7 @@ enum {
     CLI_ALLOW_SERVE = 32, /* --listen, --plain, --threads */
     CLI_ALLOW_IO = 64,    /* --collection, --map, --upsert, --delimiter, --format, --filter,
                              --fields, --out */
+    CLI_ALLOW_PLUGINS = 128, /* --plugins */
 };
 
 /* Parses argv (argv[0] is the command word). Returns -1 to go on, or an exit

@@ -54,7 +54,7 @@ static int make_parents(const char *path)
 int cmd_init(const cli_cmd_t *cmd, int argc, char **argv)
 {
     cli_opts_t o;
-    int rc = cli_parse(cmd, argc, argv, CLI_NEED_DATA, 0, 0, &o);
+    int rc = cli_parse(cmd, argc, argv, CLI_NEED_DATA | CLI_ALLOW_PLUGINS, 0, 0, &o);
     if (rc >= 0) return rc;
     struct stat sb;
     if (lstat(o.data, &sb) == 0)
@@ -71,7 +71,7 @@ int cmd_init(const cli_cmd_t *cmd, int argc, char **argv)
     snprintf(cert, sizeof cert, "%s/tls/cert.pem", tmp);
     snprintf(key, sizeof key, "%s/tls/key.pem", tmp);
     auth_dir_t *d = NULL;
-    rc = auth_dir_layout_create(tmp);
+    rc = auth_dir_layout_create(tmp, o.plugins);
     if (rc == 0) rc = tls_cert_dev_generate(cert, key, DEV_CERT_DAYS);
     if (rc == 0) rc = auth_dir_open(tmp, AUTH_DIR_WRITE, &d);
     auth_key_spec_t spec = {
@@ -95,6 +95,7 @@ int cmd_init(const cli_cmd_t *cmd, int argc, char **argv)
     printf("  certificate:  %s/tls/cert.pem (ECDSA P-256, self-signed for localhost, %d days)\n",
            o.data, DEV_CERT_DAYS);
     printf("  admin key id: %s (role admin, workspace default)\n", key_id);
+    if (o.plugins && o.plugins[0]) printf("  plugins:      %s\n", o.plugins);
     printf("KITH_API_KEY=%s\n", token);
     memset(token, 0, sizeof token);
     return CLI_OK;

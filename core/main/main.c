@@ -15,9 +15,10 @@
 static int cmd_version(const cli_cmd_t *cmd, int argc, char **argv);
 
 static const cli_cmd_t commands[] = {
-    {"init", "init --data DIR",
+    {"init", "init --data DIR [--plugins NAME,...]",
      "Creates DIR with the 'default' workspace, a development TLS certificate\n"
      "(ECDSA P-256, self-signed for localhost) and an admin API key for 'default'.\n"
+     "--plugins names the plugins kith.json loads (plugins.load), in order.\n"
      "The last line of output is KITH_API_KEY=<token>. Refuses if DIR exists.",
      cmd_init},
     {"workspace create", "workspace create NAME --data DIR",
@@ -205,6 +206,7 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
         {"filter", required_argument, NULL, 'W'},
         {"fields", required_argument, NULL, 'S'},
         {"out", required_argument, NULL, 'O'},
+        {"plugins", required_argument, NULL, 'G'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -273,6 +275,10 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, int allow, int npos_m
             *slot = optarg;
             break;
         }
+        case 'G':
+            if (!(allow & CLI_ALLOW_PLUGINS)) goto unknown;
+            o->plugins = optarg;
+            break;
         case ':':
             cli_fail(cmd, "option %s needs a value", argv[optind - 1]);
             cli_help(cmd, 1);

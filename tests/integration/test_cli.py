@@ -1,5 +1,6 @@
 """The `kith` command: init, workspace, key, check, backup, version, and the
 error contract (one line naming what and where, exit 2, nothing modified)."""
+import json
 import os
 import re
 
@@ -215,3 +216,18 @@ def test_check_names_unregistered_and_broken_workspaces(datadir):
     p = kith("check", "--data", d, check=1)
     assert "PROBLEM workspace acme" in p.stdout
     assert "workspaces/stray" in p.stdout
+
+
+def test_init_names_the_plugins_to_load(tmp_path):
+    d = tmp_path / "withplugins"
+    p = kith("init", "--data", d, "--plugins", "identity,pipeline,leads", check=0)
+    assert "plugins:      identity,pipeline,leads" in p.stdout
+    assert json.loads((d / "kith.json").read_text())["plugins"] == {
+        "load": ["identity", "pipeline", "leads"]}
+    out = kith("plugins", "--data", d, check=0).stdout
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["loaded", "identity"], ["loaded", "pipeline"], ["loaded", "leads"]], out
+    for bad in ("Identity", "a,,b", "x" * 33, "a b"):
+        p = kith("init", "--data", tmp_path / "bad", "--plugins", bad)
+        assert p.returncode == 2 and "--plugins" in p.stderr, (bad, p.stderr)
+        assert not (tmp_path / "bad").exists()
