@@ -70,6 +70,12 @@ static void add_error(api_import_t *imp, size_t row, int status, const char *det
     }
     json_t *e =
         json_pack("{s:I,s:i,s:s}", "row", (json_int_t)row, "status", status, "detail", detail);
+    err_diag_t hidden;
+    if (d && d->existing[0] && imp->o.hide_existing) {
+        hidden = *d;
+        hidden.existing[0] = '\0';
+        d = &hidden;
+    }
     json_t *m = api_problem_members(d);
     if (m) {
         json_object_update(e, m);

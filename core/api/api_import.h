@@ -29,6 +29,7 @@ typedef struct api_import_opts {
     const void *guard_ctx; /* copied per op (guard_size bytes) */
     size_t guard_size;
     const json_t *defaults; /* fields set on rows that lack them (owner, team), or NULL */
+    int hide_existing;      /* row errors name no existing record (the caller may not see it) */
     size_t window;          /* ops in flight; 0 = 4096 (the writer takes up to 1024 at
                                a time: the loop parses the next batch meanwhile) */
     size_t errors_max;      /* rows described in the report; 0 = 1000 */

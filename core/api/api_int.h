@@ -106,9 +106,15 @@ api_ws_t *api_ws_get(api_server_t *s, const char *name);
 const auth_role_t *api_ws_role(api_server_t *s, api_ws_t *ws, const char *name);
 /* Maps a KITH_E* code (and the thread's diagnostic) to a problem answer. */
 void api_fail(http_req_t *r, int code);
-/* A problem's members from a diagnostic: "errors" (its fields) and
- * "existing_id"; NULL if it has neither. New reference. */
+/* A problem's members from a diagnostic: "errors" (its fields) and, for
+ * KITH_EEXIST, "existing_id"; NULL if it has neither. New reference. */
 json_t *api_problem_members(const err_diag_t *e);
+/* Whether e's existing record may be named to r's caller: a duplicate, in a
+ * collection its role may read, not found by a field it sees masked. */
+int api_existing_visible(http_req_t *r, const char *coll, const err_diag_t *e);
+/* Refuses (403, answered: 1) an upsert on c by r's caller: it needs read and
+ * update, and matching on values it sees masked is not allowed. 0: go on. */
+int api_upsert_refused(http_req_t *r, const store_coll_t *c, const char *upsert);
 /* The HTTP status and problem type of a KITH_E* code, and in *detail what the
  * client may read: msg, or for a handler's or internal failure (whose message
  * may quote data the caller may not see) a generic text — then *detail != msg

@@ -130,14 +130,6 @@ static import_req_t *import_start(http_req_t *r)
     import_req_t *ir = xcalloc(1, sizeof *ir);
     ir->r = r;
     api_guard_ctx_init(r, q->scope, &ir->guard);
-    /* the role must also be allowed to update when upserting */
-    if (upsert[0] && auth_role_scope(q->role, r->params[0], ACT_UPDATE) == SCOPE_NONE) {
-        if (map) json_decref(map);
-        free(ir);
-        http_respond_problem(r, 403, "forbidden", "upsert updates records: your role may not",
-                             NULL);
-        return NULL;
-    }
     json_t *defaults = NULL;
     store_rtxn_t *rt = api_read(r);
     if (!rt) {
@@ -146,8 +138,11 @@ static import_req_t *import_start(http_req_t *r)
         return NULL;
     }
     const store_coll_t *c = store_schema_coll(store_read_schema(rt), r->params[0]);
-    const store_field_t *uf = c && upsert[0] ? store_coll_field(c, upsert) : NULL;
-    int sensitive_match = uf && (uf->flags & SF_SENSITIVE) && !api_unmask(r);
+    /* upsert needs read and update, and no matching on masked values */
+    int refused = c && upsert[0] && api_upsert_refused(r, c, upsert);
+    /* a row's duplicate is named only to callers who could read it in clear */
+    int hide_existing = !c || auth_role_scope(q->role, c->name, ACT_READ) == SCOPE_NONE ||
+                        (!api_unmask(r) && auth_coll_has_sensitive(c));
     if (c && q->scope != SCOPE_ALL) {
         /* a scoped caller's rows are its own, as with POST */
         defaults = json_object();
@@ -157,14 +152,10 @@ static import_req_t *import_start(http_req_t *r)
             json_object_set_new(defaults, "team", json_string(q->who.team));
     }
     store_read_end(rt);
-    if (sensitive_match) {
-        /* matching on a value the caller cannot see would tell it which exist */
+    if (refused) {
         if (map) json_decref(map);
         if (defaults) json_decref(defaults);
         free(ir);
-        http_respond_problem(r, 403, "forbidden",
-                             "upsert: the match field is sensitive and your role sees it masked",
-                             NULL);
         return NULL;
     }
     json_t *who = api_audit_who(r);
@@ -176,7 +167,8 @@ static import_req_t *import_start(http_req_t *r)
                            .guard = q->scope == SCOPE_ALL ? NULL : api_scope_guard,
                            .guard_ctx = &ir->guard,
                            .guard_size = sizeof ir->guard,
-                           .defaults = defaults};
+                           .defaults = defaults,
+                           .hide_existing = hide_existing};
     ir->imp = api_import_new(q->ws->st, &o, api_inbox(r), import_done, import_resume, ir);
     json_decref(who);
     if (defaults) json_decref(defaults);

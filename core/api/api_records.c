@@ -175,11 +175,19 @@ void api_h_records_create(http_req_t *r)
     char upsert[STORE_NAME_MAX] = "";
     http_req_query(r, "upsert", upsert, sizeof upsert);
     if (strcmp(upsert, "false") == 0) upsert[0] = '\0';
-    if (upsert[0] && auth_role_scope(api_req(r)->role, r->params[0], ACT_UPDATE) == SCOPE_NONE) {
-        json_decref(body);
-        http_respond_problem(r, 403, "forbidden", "upsert updates records: your role may not",
-                             NULL);
-        return;
+    if (upsert[0]) {
+        store_rtxn_t *rt = api_read(r);
+        if (!rt) {
+            json_decref(body);
+            return;
+        }
+        const store_coll_t *c = api_coll(r, rt, r->params[0]);
+        int refused = !c || api_upsert_refused(r, c, upsert);
+        store_read_end(rt);
+        if (refused) {
+            json_decref(body);
+            return;
+        }
     }
     store_op_t *op = !upsert[0] ? store_op_create(r->params[0], body)
                          : store_op_upsert(r->params[0], strcmp(upsert, "true") == 0 ? "" : upsert,
@@ -262,7 +270,10 @@ static void redirect_target(const store_coll_t *c, const store_record_t *rec,
         if (!(c->fields[i].flags & SF_REDIRECT)) continue;
         json_t *j = json_parse(rec->json, rec->json_len);
         const char *s = j ? json_string_value(json_object_get(j, c->fields[i].name)) : NULL;
-        if (s && strlen(s) == ID_TEXT_LEN) memcpy(to, s, ID_TEXT_LEN + 1);
+        char self[ID_TEXT_LEN + 1];
+        id_encode(&rec->id, self);
+        if (s && strlen(s) == ID_TEXT_LEN && memcmp(s, self, ID_TEXT_LEN) != 0)
+            memcpy(to, s, ID_TEXT_LEN + 1); /* never to itself: a loop */
         if (j) json_decref(j);
         return;
     }

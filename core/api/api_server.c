@@ -272,6 +272,17 @@ static int hook_before(http_req_t *r)
         http_respond_problem(r, status, status == 401 ? "unauthorized" : "forbidden", why, NULL);
         return 1;
     }
+    /* a form key is public (it is in a web page): only its form's URL takes
+     * it, and that URL takes nothing else (not an admin's key pasted in) */
+    int form_key = (e->role->caps & CAP_FORM) != 0, form_route = (rt->flags & HTTP_KEY_IN_PATH) != 0;
+    if (form_key != form_route) {
+        http_respond_problem(r, 403, "forbidden",
+                             form_key ? "a form key works only in its form's URL"
+                                      : "this URL takes a form key (a key of a role with the form "
+                                        "capability)",
+                             NULL);
+        return 1;
+    }
     q->who = e->who;
     q->role = e->role;
     q->ws = e->ws;
@@ -347,14 +358,14 @@ static void hook_after(http_req_t *r)
     buf_addf(b, "time=%s level=info comp=http req=%s ws=%s key=%s method=%s path=", ts, r->id,
              r->log_workspace[0] ? r->log_workspace : "-", r->log_key[0] ? r->log_key : "-",
              http_method_name(r->method));
-    /* the path only (a query string may carry filter values); the pattern
-     * where the path holds a key */
-    const char *path = rt && (rt->flags & HTTP_KEY_IN_PATH) ? rt->pattern : r->url.p;
-    size_t plen = rt && (rt->flags & HTTP_KEY_IN_PATH) ? strlen(path) : r->path_len;
-    for (size_t i = 0; i < plen && i < 512; i++) {
-        char c = path[i];
+    /* the path only (a query string may carry filter values), without a key */
+    buf_t path = BUF_INIT;
+    http_req_path_shown(r, &path);
+    for (size_t i = 0; i < path.len && i < 512; i++) {
+        char c = path.p[i];
         buf_addc(b, (c > 0x20 && c < 0x7f && c != '"') ? c : '?');
     }
+    buf_free(&path);
     buf_addf(b, " route=%s status=%d bytes=%zu us=%llu\n", rt ? rt->name : "-", r->status,
              r->out_bytes, (unsigned long long)us);
     if (b->len > 16384) log_flush(lp);
@@ -439,9 +450,50 @@ int api_status(int code, const char *msg, const char **type, const char **detail
     }
 }
 
+int api_upsert_refused(http_req_t *r, const store_coll_t *c, const char *upsert)
+{
+    api_req_t *q = api_req(r);
+    const char *why = NULL;
+    if (auth_role_scope(q->role, c->name, ACT_UPDATE) == SCOPE_NONE ||
+        auth_role_scope(q->role, c->name, ACT_READ) == SCOPE_NONE) {
+        why = "upsert reads and updates records: your role may not";
+    } else if (!api_unmask(r)) {
+        /* matching on a value the caller sees masked would tell it which
+         * record has it */
+        const store_field_t *f = strcmp(upsert, "true") == 0 ? NULL : store_coll_field(c, upsert);
+        if (f ? (f->flags & SF_SENSITIVE) != 0 : strcmp(upsert, "true") == 0 && auth_coll_has_sensitive(c))
+            why = f ? "upsert: the match field is sensitive and your role sees it masked"
+                    : "upsert=true matches on any unique or duplicate-checked field, and this "
+                      "collection has sensitive fields your role sees masked";
+    }
+    if (!why) return 0;
+    http_respond_problem(r, 403, "forbidden", why, NULL);
+    return 1;
+}
+
+int api_existing_visible(http_req_t *r, const char *coll, const err_diag_t *e)
+{
+    api_req_t *q = api_req(r);
+    if (!e->existing[0] || e->code != KITH_EEXIST || !q || !q->role || !q->ws || !coll) return 0;
+    if (auth_role_scope(q->role, coll, ACT_READ) == SCOPE_NONE) return 0;
+    if (api_unmask(r) || e->nfields == 0) return 1;
+    /* a duplicate found by a field the caller sees masked: naming the record
+     * would tell which one has the value */
+    store_rtxn_t *rt;
+    if (store_read_begin(q->ws->st, &rt)) return 0;
+    const store_coll_t *c = store_schema_coll(store_read_schema(rt), coll);
+    int shown = c != NULL;
+    for (int i = 0; shown && i < e->nfields; i++) {
+        const store_field_t *f = store_coll_field(c, e->fields[i].name);
+        if (f && (f->flags & SF_SENSITIVE)) shown = 0;
+    }
+    store_read_end(rt);
+    return shown;
+}
+
 json_t *api_problem_members(const err_diag_t *e)
 {
-    if (!e || (!e->nfields && !e->existing[0])) return NULL;
+    if (!e || (!e->nfields && !(e->existing[0] && e->code == KITH_EEXIST))) return NULL;
     json_t *o = json_object();
     if (e->nfields) {
         json_t *errs = json_array();
@@ -450,8 +502,10 @@ json_t *api_problem_members(const err_diag_t *e)
                                                   e->fields[i].msg));
         json_object_set_new(o, "errors", errs);
     }
-    /* set only where the caller may read that record (store_op_run) */
-    if (e->existing[0]) json_object_set_new(o, "existing_id", json_string(e->existing));
+    /* set only where the caller may read that record (store_op_run), and
+     * only for a duplicate */
+    if (e->existing[0] && e->code == KITH_EEXIST)
+        json_object_set_new(o, "existing_id", json_string(e->existing));
     return o;
 }
 
@@ -459,6 +513,19 @@ void api_fail(http_req_t *r, int code)
 {
     const err_diag_t *e = err_last();
     const char *detail = e->code == code && e->msg[0] ? e->msg : err_name(code);
+    err_diag_t hidden;
+    if (e->existing[0]) {
+        /* record routes only, and only to callers who may read the record
+         * (its scope was checked by the writer, store_op_run) */
+        const http_route_t *rt = r->route;
+        api_req_t *q = api_req(r);
+        const char *coll = rt && q && q->action >= 0 ? (rt->coll ? rt->coll : r->params[0]) : NULL;
+        if (!api_existing_visible(r, coll, e)) {
+            hidden = *e;
+            hidden.existing[0] = '\0';
+            e = &hidden;
+        }
+    }
     json_t *extra = e->code == code ? api_problem_members(e) : NULL;
     const char *type, *shown;
     int status = api_status(code, detail, &type, &shown);

@@ -16,7 +16,7 @@ static const struct {
     const char *name;
 } caps[] = {
     {CAP_UNMASK, "unmask"}, {CAP_SCHEMA, "schema"}, {CAP_SCRIPTS, "scripts"},
-    {CAP_KEYS, "keys"},     {CAP_AUDIT, "audit"},
+    {CAP_KEYS, "keys"},     {CAP_AUDIT, "audit"},   {CAP_FORM, "form"},
 };
 
 #define ALL_ACTIONS ((1u << ACT__COUNT) - 1)

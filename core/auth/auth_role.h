@@ -31,6 +31,9 @@ enum auth_cap {
     CAP_SCRIPTS = 1u << 2,
     CAP_KEYS = 1u << 3,
     CAP_AUDIT = 1u << 4,
+    /* a form key: it works only in the URL of a route that takes its key in
+     * the path (a public web form), and those routes take only such keys */
+    CAP_FORM = 1u << 5,
 };
 
 enum auth_scope { SCOPE_NONE = 0, SCOPE_OWN = 1, SCOPE_TEAM = 2, SCOPE_ALL = 3 };

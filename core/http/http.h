@@ -158,6 +158,12 @@ struct http_server {
     net_app_t app;
 };
 
+/* r's path as it may be shown (logs, a problem's instance): the segment
+ * that holds an API key in a route with HTTP_KEY_IN_PATH is "{key}" —
+ * whichever route the request matched, or none, so a mistyped method or a
+ * trailing slash cannot leak it either. Appends to out. */
+void http_req_path_shown(const http_req_t *r, buf_t *out);
+
 /* Sets up the server's net application over a route table. */
 void http_server_init(http_server_t *s, const config_t *cfg, const http_route_t *routes,
                       size_t nroutes, const http_hooks_t *hooks);

@@ -183,10 +183,10 @@ void http_respond_problem(http_req_t *r, int status, const char *type, const cha
     buf_addf(&b, ",\"status\":%d,\"detail\":", status);
     json_write_cstr(&b, detail ? detail : http_status_text(status));
     buf_adds(&b, ",\"instance\":");
-    if (r->route && (r->route->flags & HTTP_KEY_IN_PATH))
-        json_write_cstr(&b, r->route->pattern); /* not the key */
-    else
-        json_write_str(&b, r->url.p ? r->url.p : "", r->path_len); /* raw bytes: made UTF-8 */
+    buf_t path = BUF_INIT;
+    http_req_path_shown(r, &path); /* never a key */
+    json_write_str(&b, path.p ? path.p : "", path.len); /* raw bytes: made UTF-8 */
+    buf_free(&path);
     buf_adds(&b, ",\"request_id\":");
     json_write_cstr(&b, r->id);
     if (extra) {

@@ -154,3 +154,22 @@ int http_req_query(const http_req_t *r, const char *name, char *out, size_t cap)
     if (cap) out[0] = '\0';
     return 0;
 }
+
+void http_req_path_shown(const http_req_t *r, buf_t *out)
+{
+    const char *p = r->url.p ? r->url.p : "";
+    size_t n = r->path_len;
+    for (size_t i = 0; r->srv && i < r->srv->nroutes; i++) {
+        const http_route_t *rt = &r->srv->routes[i];
+        if (!(rt->flags & HTTP_KEY_IN_PATH)) continue;
+        const char *brace = strchr(rt->pattern, '{');
+        size_t pl = brace ? (size_t)(brace - rt->pattern) : 0;
+        if (pl == 0 || n < pl || memcmp(p, rt->pattern, pl) != 0) continue;
+        const char *seg_end = memchr(p + pl, '/', n - pl);
+        buf_add(out, p, pl);
+        buf_adds(out, "{key}");
+        if (seg_end) buf_add(out, seg_end, n - (size_t)(seg_end - p));
+        return;
+    }
+    buf_add(out, p, n);
+}

@@ -192,7 +192,10 @@ static int record_out(kith_record_t *out, const kith_id_t *id, uint64_t version,
     return 0;
 }
 
-static int api_entity_get(kith_txn_t *tx, const char *coll, const char *ids, kith_record_t *out)
+/* entity_get, and entity_get_clear (clear: no masking, nothing noted as
+ * revealed: the values are for writes, never for the answer). */
+static int entity_get(kith_txn_t *tx, const char *coll, const char *ids, kith_record_t *out,
+                      int clear)
 {
     if (!tx || !coll) return err_set(KITH_EINVAL, "entity_get: no transaction or collection");
     kith_id_t id;
@@ -208,8 +211,19 @@ static int api_entity_get(kith_txn_t *tx, const char *coll, const char *ids, kit
         json_decref(f);
         return err_set(KITH_ENOTFOUND, "no such record");
     }
-    route_view(tx, rec.coll, ids, f);
+    if (!clear) route_view(tx, rec.coll, ids, f);
     return record_out(out, &rec.id, rec.version, rec.created_us, rec.updated_us, f);
+}
+
+static int api_entity_get(kith_txn_t *tx, const char *coll, const char *ids, kith_record_t *out)
+{
+    return entity_get(tx, coll, ids, out, 0);
+}
+
+static int api_entity_get_clear(kith_txn_t *tx, const char *coll, const char *ids,
+                                kith_record_t *out)
+{
+    return entity_get(tx, coll, ids, out, 1);
 }
 
 typedef struct qrow {
@@ -757,4 +771,5 @@ const kith_api_t plugin_api_table = {
     .fail_field = p_fail_field,
     .fail_existing = p_fail_existing,
     .errexisting = p_errexisting,
+    .entity_get_clear = api_entity_get_clear,
 };

@@ -677,7 +677,16 @@ static int upsert_update(store_wtxn_t *w, store_op_t *op)
  * guard, as for a read of that record). */
 static int existing_shown(store_wtxn_t *w, store_op_t *op, int rc)
 {
-    if (rc != KITH_EEXIST || !err_last()->existing[0]) return rc;
+    if (!err_last()->existing[0]) return rc;
+    if (rc != KITH_EEXIST || err_last()->code != KITH_EEXIST) {
+        /* only a duplicate names a record (a hook's veto may carry an
+         * inner conflict's id) */
+        err_diag_t d;
+        err_save(&d);
+        d.existing[0] = '\0';
+        err_restore(&d);
+        return rc;
+    }
     err_diag_t d;
     err_save(&d);
     const store_coll_t *c = store_schema_coll(w->schema, op->coll);

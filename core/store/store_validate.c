@@ -477,7 +477,9 @@ int store_revalidate(store_wtxn_t *w, const store_coll_t *c, json_t *in, json_t 
     for (size_t i = 0; i < c->nfields; i++) {
         const store_field_t *f = &c->fields[i];
         json_t *x = json_object_get(in, f->name), *cv;
-        if (x && x == pre[i]) { /* as it was validated */
+        /* as it was validated; an array or object may have been changed in
+         * place (a plugin can reach into it), so those are checked again */
+        if (x && x == pre[i] && !json_is_array(x) && !json_is_object(x)) {
             known++;
             continue;
         }

@@ -105,14 +105,19 @@ class KithServer:
         ctx = ssl.create_default_context(cafile=os.path.join(self.datadir, "tls", "cert.pem"))
         return ctx
 
-    def connection(self, fresh=False):
+    def connection(self, fresh=False, timeout=60):
         if self.plain:
-            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        return http.client.HTTPSConnection("localhost", self.port, timeout=60,
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        return http.client.HTTPSConnection("localhost", self.port, timeout=timeout,
                                            context=self.ssl_context())
 
-    def req(self, method, path, key=None, body=None, headers=None, ctype=None, keepalive=True):
-        """One request; body may be bytes, str or a JSON-able object."""
+    def req(self, method, path, key=None, body=None, headers=None, ctype=None, keepalive=True,
+            timeout=None):
+        """One request; body may be bytes, str or a JSON-able object. timeout:
+        seconds for a slow one (a corpus import under ASan), on its own
+        connection."""
+        if timeout is not None:
+            keepalive = False
         h = dict(headers or {})
         if key:
             h["Authorization"] = f"Bearer {key}"
@@ -127,7 +132,7 @@ class KithServer:
         for attempt in range(2):
             conn = self._conns.get("k") if keepalive else None
             if conn is None:
-                conn = self.connection()
+                conn = self.connection(timeout=timeout or 60)
                 if keepalive:
                     self._conns["k"] = conn
             try:

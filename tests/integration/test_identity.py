@@ -142,8 +142,13 @@ def test_the_same_person_written_five_ways_is_one_contact(srv):
 
 
 def test_existing_id_only_for_callers_who_may_read_it(srv):
-    u1 = srv.key("sales", user="u1")
-    u2 = srv.key("sales", user="u2")
+    # reps who see their own contacts, in clear
+    r = srv.req("PUT", "/v1/roles/rep", key=srv.admin, body={
+        "collections": {"contacts": {"actions": ["read", "create", "update"], "scope": "own"}},
+        "capabilities": ["unmask"]})
+    assert r.status == 201, r
+    u1 = srv.key("rep", user="u1")
+    u2 = srv.key("rep", user="u2")
     mine = create(srv, "contacts", {"name": "Ann", "email": "ann@example.com"}, key=u1).json
     p = problem(create(srv, "contacts", {"name": "A", "email": "ann@example.com"}, key=u2), 409,
                 "conflict")
@@ -157,6 +162,27 @@ def test_existing_id_only_for_callers_who_may_read_it(srv):
     p = problem(create(srv, "contacts", {"name": "A", "email": "ann@example.com"}, key=u1), 409,
                 "conflict")
     assert p["existing_id"] == mine["id"]
+    # a role that sees e-mail masked is not told which record has this one,
+    # even its own (that would unmask it), and may not upsert on it
+    s1 = srv.key("sales", user="s1")
+    theirs = create(srv, "contacts", {"name": "Bo", "email": "bo@example.com"}, key=s1).json
+    assert theirs["email"] == "b***@example.com"
+    p = problem(create(srv, "contacts", {"name": "B", "email": "bo@example.com"}, key=s1), 409,
+                "conflict")
+    assert "existing_id" not in p
+    p = problem(create(srv, "contacts", {"email": "bo@example.com"}, key=s1,
+                       query="?upsert=true"), 403, "forbidden")
+    assert "masked" in p["detail"]
+    # a role that may create but not read: no id, no upsert
+    r = srv.req("PUT", "/v1/roles/intake", key=srv.admin, body={
+        "collections": {"contacts": {"actions": ["create", "update"]}},
+        "capabilities": ["unmask"]})
+    intake = srv.key("intake")
+    p = problem(create(srv, "contacts", {"name": "A", "email": "ann@example.com"}, key=intake),
+                409, "conflict")
+    assert "existing_id" not in p
+    problem(create(srv, "contacts", {"email": "ann@example.com"}, key=intake,
+                   query="?upsert=email"), 403, "forbidden")
 
 
 def test_companies_match_on_their_domain(srv):

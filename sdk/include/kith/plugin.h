@@ -376,6 +376,12 @@ struct kith_api {
      * record it would duplicate, or "" if none was named (or the caller may
      * not read it). Valid until the thread's next call into the core. */
     const char *(*errexisting)(void);
+    /* entity_get with sensitive fields in clear whatever the caller's role
+     * (the caller's scope still applies): for values a route copies into
+     * writes — a merge, a conversion — which entity_get would hand over
+     * masked ("a***@example.com"), and writing those back destroys data.
+     * Never put what it returns into an answer. */
+    int (*entity_get_clear)(kith_txn_t *tx, const char *coll, const char *id, kith_record_t *out);
 };
 
 #ifdef __cplusplus

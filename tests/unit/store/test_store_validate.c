@@ -587,7 +587,8 @@ static void revalidate_after_an_amend(void **state)
                           "{\"name\":\"b\",\"type\":\"int\"},"
                           "{\"name\":\"c\",\"type\":\"email\"},"
                           "{\"name\":\"d\",\"type\":\"string\",\"default\":\"dflt\"},"
-                          "{\"name\":\"e\",\"type\":\"int\"}]}");
+                          "{\"name\":\"e\",\"type\":\"int\"},"
+                          "{\"name\":\"t\",\"type\":\"array\",\"items\":\"int\"}]}");
     assert_ok(schema_coll_parse(def, 0, &c));
     json_decref(def);
     amended_t a;
@@ -638,6 +639,13 @@ static void revalidate_after_an_amend(void **state)
         if (strcmp(n, "id") == 0 && strstr(m, "set by Kith")) seen |= 8;
     }
     assert_int_equal(seen, 15);
+    amended_close(&a);
+
+    /* an array changed in place (the same pointer) is checked again */
+    amended_open(&a, c, "{\"a\":\"x\",\"t\":[1]}");
+    json_array_append_new(json_object_get(a.rec, "t"), json_string("two"));
+    assert_int_equal(amended_check(&a), KITH_EVALIDATION);
+    assert_string_equal(err_last()->fields[0].name, "t");
     amended_close(&a);
 
     /* nothing amended: nothing to do, and a clean result */
