@@ -33,6 +33,9 @@
 #include <string.h>
 
 static const kith_api_t *K;
+/* Set while the merge and undo routes write (hooks run in the same thread,
+ * inside their calls): only they may set or clear merged_into. */
+static _Thread_local int merging;
 static const char *country_code = "86";
 static const kith_json_t *match_on;
 static const kith_json_t *weights_contacts, *weights_companies;
@@ -65,9 +68,11 @@ static const char merges_def[] =
     " \"indexed\": true},"
     "{\"name\": \"merged\", \"type\": \"array\", \"items\": \"ref\", \"ref\": \"contacts\","
     " \"required\": true, \"indexed\": true},"
-    "{\"name\": \"before\", \"type\": \"object\"},"
+    "{\"name\": \"before\", \"type\": \"object\", \"sensitive\": true},"
     "{\"name\": \"moved\", \"type\": \"array\", \"items\": \"object\"},"
     "{\"name\": \"survivor_version\", \"type\": \"int\"},"
+    "{\"name\": \"owner\", \"type\": \"string\", \"indexed\": true},"
+    "{\"name\": \"team\", \"type\": \"string\", \"indexed\": true},"
     "{\"name\": \"undone\", \"type\": \"bool\"}]}";
 
 static const char companies_def[] =
@@ -233,6 +238,12 @@ static void set_quality(kith_event_t *ev, const kith_json_t *weights)
 static int contact_before(void *ud, kith_txn_t *tx, kith_event_t *ev)
 {
     (void)ud;
+    if (!merging && has_changed(ev, "merged_into") &&
+        (ev->op == KITH_OP_UPDATE || K->object_get(ev->record, "merged_into"))) {
+        K->fail(KITH_PLUGIN_EVALIDATION, "contacts: merged_into is set by a merge");
+        K->fail_field("merged_into", "set only by POST /v1/contacts/{id}/merge and its undo");
+        return KITH_PLUGIN_EVALIDATION;
+    }
     if (K->object_get(ev->record, "merged_into")) return 0; /* a merged record: kept as is */
     normalize_with(ev, "email", norm_email);
     int rc = normalize_phone(ev, "phone");
@@ -280,7 +291,7 @@ static int company_before(void *ud, kith_txn_t *tx, kith_event_t *ev)
 static const kith_json_t *merge_rules, *merge_moves;
 
 typedef struct side {
-    kith_record_t rec;
+    kith_record_t rec; /* in clear (entity_get_clear): what the writes use */
     const char *id;
 } side_t;
 
@@ -383,14 +394,18 @@ static int related(kith_txn_t *tx, const char *coll, const char *field, const ch
     } while (rc == 0 && cursor && out->n <= MOVES_MAX);
     K->free(cursor);
     K->json_decref(filter);
-    if (rc == KITH_PLUGIN_ENOTFOUND || rc == KITH_PLUGIN_EVALIDATION) return 0; /* not here */
+    /* no such collection, or no such field in it (another plugin declared
+     * it without one): nothing to move there */
+    if (rc == KITH_PLUGIN_ENOTFOUND || rc == KITH_PLUGIN_EVALIDATION || rc == KITH_PLUGIN_EINVAL)
+        return 0;
     return rc < 0 ? rc : 0;
 }
 
-/* The patch that makes a record's fields `now` into `want`. New. */
+/* The patch that makes a record's fields `now` into `want` (an object). New. */
 static kith_json_t *patch_to(const kith_json_t *now, const kith_json_t *want)
 {
     kith_json_t *p = K->json_object();
+    if (K->json_type(want) != KITH_JSON_OBJECT) return p; /* nothing known: change nothing */
     for (void *it = K->object_iter((kith_json_t *)want); it;
          it = K->object_next((kith_json_t *)want, it))
         K->object_set(p, K->iter_key(it), K->json_deep_copy(K->iter_value(it)));
@@ -407,7 +422,39 @@ static void sides_free(side_t *s, size_t n)
         if (s[i].rec.fields) K->json_decref(s[i].rec.fields);
 }
 
-static int merge(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+/* The surviving record of s[0..n) field by field (*rec, new) and how each
+ * field was chosen (*fields, new: [{field, value, from, rule}]). */
+static void survive_all(side_t *s, size_t n, const kith_json_t *rules, kith_json_t **rec,
+                        kith_json_t **fields)
+{
+    *rec = K->json_deep_copy(s[0].rec.fields);
+    *fields = K->json_array();
+    static const char *const skip[] = {"quality", "merged_into"};
+    for (size_t i = 0; i < n; i++)
+        for (void *it = K->object_iter(s[i].rec.fields); it;
+             it = K->object_next(s[i].rec.fields, it)) {
+            const char *f = K->iter_key(it);
+            int done = strcmp(f, skip[0]) == 0 || strcmp(f, skip[1]) == 0;
+            for (size_t k = 0; k < K->array_size(*fields) && !done; k++)
+                done = strcmp(K->string_value(K->object_get(K->array_get(*fields, k), "field")),
+                              f) == 0;
+            if (done) continue;
+            const char *rule = rule_for(rules, f);
+            size_t from = 0;
+            kith_json_t *v = survive(s, n, f, rule, &from);
+            if (!v) continue;
+            kith_json_t *e = K->json_object();
+            K->object_set(e, "field", K->json_string(f));
+            K->object_set(e, "value", K->json_deep_copy(v));
+            K->object_set(e, "from", K->json_string(s[from].id));
+            K->object_set(e, "rule",
+                          K->json_string(K->json_type(v) == KITH_JSON_ARRAY ? "union" : rule));
+            K->array_append(*fields, e);
+            K->object_set(*rec, f, v);
+        }
+}
+
+static int merge_run(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
 {
     (void)ud;
     const kith_json_t *body = req->json, *ids = K->object_get(body, "ids"),
@@ -447,7 +494,9 @@ static int merge(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respo
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         s[i].rec.size = sizeof s[i].rec;
-        rc = K->entity_get(tx, "contacts", s[i].id, &s[i].rec);
+        /* in clear: the merge writes these values (entity_get would give a
+         * role without unmask "a***@example.com" to write back) */
+        rc = K->entity_get_clear(tx, "contacts", s[i].id, &s[i].rec);
         if (rc == KITH_PLUGIN_ENOTFOUND) {
             snprintf(msg, sizeof msg, "no contact %.40s", s[i].id);
             sides_free(s, n);
@@ -464,36 +513,33 @@ static int merge(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respo
         return rc;
     }
 
-    /* the surviving record, field by field */
-    kith_json_t *rec = K->json_deep_copy(s[0].rec.fields), *fields = K->json_array();
-    static const char *const skip[] = {"quality", "merged_into"};
-    for (size_t i = 0; i < n; i++)
-        for (void *it = K->object_iter(s[i].rec.fields); it;
-             it = K->object_next(s[i].rec.fields, it)) {
-            const char *f = K->iter_key(it);
-            int done = strcmp(f, skip[0]) == 0 || strcmp(f, skip[1]) == 0;
-            for (size_t k = 0; k < K->array_size(fields) && !done; k++)
-                done = strcmp(K->string_value(K->object_get(K->array_get(fields, k), "field")),
-                              f) == 0;
-            if (done) continue;
-            const char *rule = rule_for(rules, f);
-            size_t from = 0;
-            kith_json_t *v = survive(s, n, f, rule, &from);
-            if (!v) continue;
-            kith_json_t *e = K->json_object();
-            K->object_set(e, "field", K->json_string(f));
-            K->object_set(e, "value", K->json_deep_copy(v));
-            K->object_set(e, "from", K->json_string(s[from].id));
-            K->object_set(e, "rule",
-                          K->json_string(K->json_type(v) == KITH_JSON_ARRAY ? "union" : rule));
-            K->array_append(fields, e);
-            K->object_set(rec, f, v);
-        }
+    /* the surviving record, field by field: in clear for the writes, and as
+     * the caller may see it (the same choices over masked values) for the
+     * answer */
+    kith_json_t *rec, *clear_fields, *shown, *fields;
+    survive_all(s, n, rules, &rec, &clear_fields);
+    K->json_decref(clear_fields);
+    side_t sm[MERGE_MAX + 1];
+    memset(sm, 0, sizeof sm);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sm[i].id = s[i].id;
+        sm[i].rec.size = sizeof sm[i].rec;
+        rc = K->entity_get(tx, "contacts", s[i].id, &sm[i].rec);
+    }
+    if (rc) {
+        K->json_decref(rec);
+        sides_free(sm, n);
+        sides_free(s, n);
+        return rc;
+    }
+    survive_all(sm, n, rules, &shown, &fields);
+    sides_free(sm, n);
 
     /* related records to move */
     kith_json_t *moves = K->json_object(), *moved = K->json_array();
     idlist_t *relp = malloc(sizeof *relp); /* a writer per workspace: not static */
     if (!relp) {
+        K->json_decref(shown);
         K->json_decref(rec);
         K->json_decref(fields);
         K->json_decref(moves);
@@ -541,7 +587,7 @@ static int merge(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respo
     K->object_set(out, "moves", moves);
     if (rc == 0 && is_dry) {
         K->object_set(out, "dry_run", K->json_bool(1));
-        K->object_set(out, "record", K->json_incref(rec));
+        K->object_set(out, "record", K->json_incref(shown)); /* never rec: it is in clear */
     } else if (rc == 0) {
         /* the merged ones first: they give up their e-mail and phone, which
          * the survivor may take */
@@ -570,6 +616,12 @@ static int merge(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respo
             K->object_set(mr, "before", K->json_incref(before));
             K->object_set(mr, "moved", K->json_incref(moved));
             K->object_set(mr, "survivor_version", K->json_integer((int64_t)after.version));
+            /* the survivor's owner and team: whoever may see it may see and
+             * undo its merge */
+            static const char *const ot[] = {"owner", "team"};
+            for (size_t i = 0; i < 2; i++)
+                if (K->object_get(after.fields, ot[i]))
+                    K->object_set(mr, ot[i], K->json_deep_copy(K->object_get(after.fields, ot[i])));
             rc = K->entity_create(tx, "contact_merges", mr, &m);
             K->json_decref(mr);
         }
@@ -593,28 +645,36 @@ static int merge(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respo
     K->json_decref(out);
     K->json_decref(moved);
     K->json_decref(rec);
+    K->json_decref(shown);
     free(relp);
     sides_free(s, n);
     return rc;
 }
 
-static int undo(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+static int undo_run(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
 {
     (void)ud;
     kith_record_t m = {.size = sizeof m}, sv = {.size = sizeof sv};
-    int rc = K->entity_get(tx, "contact_merges", req->params[0], &m);
+    /* in clear: its before images are written back (a role without unmask
+     * would read them masked) */
+    int rc = K->entity_get_clear(tx, "contact_merges", req->params[0], &m);
     if (rc == KITH_PLUGIN_ENOTFOUND) return problem(res, 404, "not-found", "no such merge");
     if (rc) return rc;
     const kith_json_t *f = m.fields;
     const char *survivor = K->string_value(K->object_get(f, "survivor"));
     const kith_json_t *before = K->object_get(f, "before"), *merged = K->object_get(f, "merged"),
                       *moved = K->object_get(f, "moved");
+    if (K->json_type(before) != KITH_JSON_OBJECT ||
+        K->json_type(K->object_get(before, survivor)) != KITH_JSON_OBJECT) {
+        K->json_decref(m.fields);
+        return problem(res, 409, "conflict", "this merge record has no before images to restore");
+    }
     char msg[200];
     if (K->json_type(K->object_get(f, "undone")) == KITH_JSON_TRUE) {
         K->json_decref(m.fields);
         return problem(res, 409, "conflict", "this merge was undone already");
     }
-    rc = K->entity_get(tx, "contacts", survivor, &sv);
+    rc = K->entity_get_clear(tx, "contacts", survivor, &sv);
     if (rc == 0 && (int64_t)sv.version != K->integer_value(K->object_get(f, "survivor_version"))) {
         snprintf(msg, sizeof msg,
                  "the surviving contact changed after the merge (version %llu, the merge left "
@@ -634,7 +694,7 @@ static int undo(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respon
     for (size_t i = 0; i < K->array_size(merged) && rc == 0; i++) {
         const char *id = K->string_value(K->array_get(merged, i));
         kith_record_t r = {.size = sizeof r};
-        rc = K->entity_get(tx, "contacts", id, &r);
+        rc = K->entity_get_clear(tx, "contacts", id, &r);
         if (rc) break;
         kith_json_t *patch = patch_to(r.fields, K->object_get(before, id));
         rc = K->entity_update(tx, "contacts", id, patch, 0, NULL);
@@ -687,6 +747,22 @@ static int undo(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respon
     return rc;
 }
 
+static int merge(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+{
+    merging = 1;
+    int rc = merge_run(ud, tx, req, res);
+    merging = 0;
+    return rc;
+}
+
+static int undo(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_response_t *res)
+{
+    merging = 1;
+    int rc = undo_run(ud, tx, req, res);
+    merging = 0;
+    return rc;
+}
+
 /* ---- init ---- */
 
 static int init(kith_plugin_t *p, const kith_api_t *api)
@@ -714,6 +790,16 @@ static int init(kith_plugin_t *p, const kith_api_t *api)
         !weights_companies || K->json_type(weights_companies) != KITH_JSON_OBJECT)
         return K->fail(KITH_PLUGIN_EINVAL,
                        "quality_weights: {\"contacts\": {field: weight}, \"companies\": {...}}");
+    for (int k = 0; k < 2; k++) {
+        kith_json_t *wk = (kith_json_t *)(k ? weights_companies : weights_contacts);
+        for (void *it = K->object_iter(wk); it; it = K->object_next(wk, it)) {
+            const kith_json_t *v = K->iter_value(it);
+            if (K->json_type(v) != KITH_JSON_INTEGER || K->integer_value(v) < 0 ||
+                K->integer_value(v) > 1000000)
+                return K->fail(KITH_PLUGIN_EINVAL,
+                               "quality_weights: each weight is an integer from 0 to 1000000");
+        }
+    }
     merge_rules = K->object_get(conf, "merge_rules");
     for (void *it = K->object_iter((kith_json_t *)merge_rules); it;
          it = K->object_next((kith_json_t *)merge_rules, it)) {

@@ -105,7 +105,10 @@ static const char touches_def[] =
     "{\"name\": \"content\", \"type\": \"string\"},"
     "{\"name\": \"landing_page\", \"type\": \"string\"},"
     "{\"name\": \"referrer\", \"type\": \"string\"},"
-    "{\"name\": \"form\", \"type\": \"string\", \"indexed\": true}]}";
+    "{\"name\": \"form\", \"type\": \"string\", \"indexed\": true},"
+    "{\"name\": \"email\", \"type\": \"email\", \"sensitive\": true},"
+    "{\"name\": \"phone\", \"type\": \"phone\", \"sensitive\": true},"
+    "{\"name\": \"sent\", \"type\": \"object\", \"sensitive\": true}]}";
 
 /* Reps new leads are assigned to, and the rules that choose among them. */
 static const char reps_def[] =
@@ -361,9 +364,17 @@ static int find_lead(kith_txn_t *tx, const char *field, const char *v, found_t *
 /* Adds a touch to lead id (its fields from src by touch_keys, or by name if
  * from_form is 0) and counts it on the lead. */
 static int add_touch(kith_txn_t *tx, const char *lead, const char *kind, const kith_json_t *src,
-                     int from_form, const char *form, const char *at)
+                     int from_form, const char *form, const char *at, const kith_json_t *sent)
 {
     kith_json_t *t = K->json_object();
+    /* a form's lead fields, on the touch: typed, so they are checked alike */
+    for (void *it = sent ? K->object_iter((kith_json_t *)sent) : NULL; it;
+         it = K->object_next((kith_json_t *)sent, it)) {
+        const char *k = K->iter_key(it);
+        if (strcmp(k, "email") == 0 || strcmp(k, "phone") == 0)
+            K->object_set(t, k, K->json_deep_copy(K->iter_value(it)));
+    }
+    if (sent && K->object_size(sent)) K->object_set(t, "sent", K->json_deep_copy(sent));
     K->object_set(t, "lead_id", K->json_string(lead));
     K->object_set(t, "kind", K->json_string(kind));
     K->object_set(t, "at", K->json_string(at));
@@ -445,6 +456,19 @@ static int capture(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
         if (v && v[strspn(v, " \t\r\n")]) K->object_set(lead, lead_keys[i], K->json_string(v));
     }
     int rc = 0;
+    /* lengths checked here, the same for a known lead or a new one (a known
+     * one's fields go on the touch, where the store would not check them) */
+    for (void *it = K->object_iter(lead); it; it = K->object_next(lead, it)) {
+        size_t max = strcmp(K->iter_key(it), "message") == 0 ? 256 * 1024 : 4096;
+        if (strlen(K->string_value(K->iter_value(it))) > max) rc = KITH_PLUGIN_EVALIDATION;
+    }
+    if (rc) {
+        K->json_decref(lead);
+        K->json_decref(in);
+        return problem(res, 422, "validation",
+                       "the form has a value that is not valid (an e-mail address, a phone "
+                       "number, or a text that is too long)");
+    }
     if (!K->object_get(lead, "email") && !K->object_get(lead, "phone")) {
         K->json_decref(lead);
         K->json_decref(in);
@@ -462,18 +486,9 @@ static int capture(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
                        &f);
     int created = 0;
     if (rc == 0 && f.id[0]) {
-        /* later forms fill in what the lead lacks; they never overwrite */
-        kith_record_t l = {.size = sizeof l};
-        rc = K->entity_get(tx, "leads", f.id, &l);
-        if (rc == 0) {
-            kith_json_t *patch = K->json_object();
-            for (void *it = K->object_iter(lead); it; it = K->object_next(lead, it))
-                if (!K->object_get(l.fields, K->iter_key(it)))
-                    K->object_set(patch, K->iter_key(it), K->json_incref(K->iter_value(it)));
-            if (K->object_size(patch)) rc = K->entity_update(tx, "leads", f.id, patch, 0, NULL);
-            K->json_decref(patch);
-            K->json_decref(l.fields);
-        }
+        /* a known lead is not changed by a public form (anyone with the page
+         * could attach data to it): what was sent is kept on the touch,
+         * checked the same way, for a person to review */
     } else if (rc == 0) {
         /* a new lead keeps its first touch's source */
         for (size_t i = 0; i < sizeof touch_keys / sizeof touch_keys[0]; i++) {
@@ -494,7 +509,7 @@ static int capture(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
     }
     char at[KP_ISO_MAX];
     now_text(at);
-    if (rc == 0) rc = add_touch(tx, f.id, "form", in, 1, req->key_id, at);
+    if (rc == 0) rc = add_touch(tx, f.id, "form", in, 1, req->key_id, at, lead);
     if (rc == 0 && created) {
         kith_json_t *ev = K->json_object();
         K->object_set(ev, "lead", K->json_string(f.id));
@@ -503,6 +518,12 @@ static int capture(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
     }
     K->json_decref(lead);
     K->json_decref(in);
+    /* the same answer whether the lead was known or not (a public endpoint
+     * must not tell which people are leads): no field names, no messages */
+    if (rc == KITH_PLUGIN_EVALIDATION)
+        return problem(res, 422, "validation",
+                       "the form has a value that is not valid (an e-mail address, a phone "
+                       "number, or a text that is too long)");
     if (rc) return rc;
     /* write-only: nothing about the lead goes back to the page */
     kith_json_t *out = K->json_object();
@@ -536,7 +557,7 @@ static int touch(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_respo
     if (rc == KITH_PLUGIN_ENOTFOUND) return problem(res, 404, "not-found", "no such lead");
     if (rc) return rc;
     K->json_decref(l.fields);
-    rc = add_touch(tx, req->params[0], kind ? kind : "other", b, 0, NULL, at);
+    rc = add_touch(tx, req->params[0], kind ? kind : "other", b, 0, NULL, at, NULL);
     if (rc) return rc;
     kith_json_t *out = K->json_object();
     K->object_set(out, "lead_id", K->json_string(req->params[0]));
@@ -589,7 +610,9 @@ static int convert(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_res
     if (deal && want_deal && K->json_type(deal) != KITH_JSON_OBJECT)
         return problem(res, 400, "invalid", "deal: an object of deal fields, or false");
     kith_record_t l = {.size = sizeof l};
-    int rc = K->entity_get(tx, "leads", req->params[0], &l);
+    /* in clear: its e-mail and phone are copied to the contact (entity_get
+     * gives a role without unmask masked values, which would be written) */
+    int rc = K->entity_get_clear(tx, "leads", req->params[0], &l);
     if (rc == KITH_PLUGIN_ENOTFOUND) return problem(res, 404, "not-found", "no such lead");
     if (rc) return rc;
     const kith_json_t *lf = l.fields;

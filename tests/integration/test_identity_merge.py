@@ -145,3 +145,40 @@ def test_bad_merges(srv):
     readonly = srv.key("readonly")
     problem(post(srv, url, {"ids": [b["id"]]}, key=readonly), 403, "forbidden")
     assert "merged_into" not in get(srv, f"/v1/contacts/{b['id']}").json
+
+
+def test_a_role_that_sees_masked_values_merges_the_real_ones(srv):
+    s1 = srv.key("sales", user="s1", team="t1")
+    a = post(srv, "/v1/contacts", {"name": "Ann", "email": "ann@example.com"}, key=s1).json
+    b = post(srv, "/v1/contacts", {"name": "Ann L", "phone": "13812345678"}, key=s1).json
+    assert a["email"] == "a***@example.com"  # what s1 sees
+    r = post(srv, f"/v1/contacts/{a['id']}/merge", {"ids": [b["id"]], "dry_run": True}, key=s1)
+    assert r.status == 200, r
+    assert r.json["record"]["phone"] == "861******5678"  # the answer stays masked
+    r = post(srv, f"/v1/contacts/{a['id']}/merge", {"ids": [b["id"]]}, key=s1)
+    assert r.status == 200, r
+    assert r.json["record"]["email"] == "a***@example.com"
+    # what was written is the real values, not their masks
+    got = get(srv, f"/v1/contacts/{a['id']}").json
+    assert got["email"] == "ann@example.com" and got["phone"] == "+8613812345678"
+    # and undo restores them
+    r = post(srv, f"/v1/contacts/merges/{r.json['merge_id']}/undo", None, key=s1)
+    assert r.status == 200, r
+    assert get(srv, f"/v1/contacts/{b['id']}").json["phone"] == "+8613812345678"
+    # the merge record keeps clear values: masked for such a role
+    [m] = list_all(srv, s1, "contact_merges")
+    assert m["before"] == "***"
+
+
+def test_merged_into_is_the_merges_own(srv):
+    a = post(srv, "/v1/contacts", {"name": "A", "email": "a@example.com"}).json
+    b = post(srv, "/v1/contacts", {"name": "B", "email": "b@example.com"}).json
+    # a client cannot set it (a duplicate could hide behind it, or a record
+    # redirect to itself), on create or update
+    p = problem(post(srv, "/v1/contacts", {"name": "C", "email": "a@example.com",
+                                           "merged_into": a["id"]}), 422, "validation")
+    assert p["errors"][0]["field"] == "merged_into"
+    for target in (a["id"], b["id"]):
+        problem(srv.req("PATCH", f"/v1/contacts/{b['id']}", key=srv.admin,
+                        body={"merged_into": target}), 422, "validation")
+    assert get(srv, f"/v1/contacts/{b['id']}").status == 200

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not (DATA / "sales_pipeline.csv").exists(),
 def import_csv(srv, coll, path, mapping):
     q = urllib.parse.quote(json.dumps(mapping))
     r = srv.req("POST", f"/v1/{coll}/import?map={q}", key=srv.admin, body=path.read_bytes(),
-                ctype="text/csv")
+                ctype="text/csv", timeout=900)  # minutes under ASan
     assert r.status == 200, r
     return r.json
 
@@ -139,7 +139,7 @@ def test_import_reports_products_and_stages_it_cannot_place(maven):
                                         "deal_stage": "stage", "close_value": "amount",
                                         "sales_agent": "owner"}))
     r = maven.req("POST", f"/v1/deals/import?map={mp}", key=maven.admin, body=body,
-                  ctype="text/csv")
+                  ctype="text/csv", timeout=900)
     assert r.status == 200, r
     rep = r.json
     assert (rep["created"], rep["failed"]) == (1, 2), rep
