@@ -191,7 +191,8 @@ enum kith_route_flag {
     /* API level 2: entity calls are not limited by the caller's role and
      * scope (the route's own action is still checked before it runs, and
      * writes are still audited as the caller): for routes that act for a
-     * narrow caller, such as a web form's key creating a lead. */
+     * narrow caller, such as a web form's key creating a lead. Values come
+     * in clear: such a route must not answer with record data. */
     KITH_ROUTE_AS_SYSTEM = 1u << 2,
 };
 
