@@ -592,3 +592,13 @@ def enable_plugins(datadir, tmp_path, names, config=None):
     if config:
         c["plugins"]["config"] = config
     p.write_text(json.dumps(c, indent=1))
+
+
+def plugin_server(datadir, tmp_path, names, config=None):
+    """A started server of datadir (the fixture's (path, token)) loading the
+    first-party plugins `names`; .admin is the admin key."""
+    d, token = datadir
+    enable_plugins(d, tmp_path, names, config)
+    s = KithServer(d).start()
+    s.admin = token
+    return s

@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from kithserver import KithServer, enable_plugins, list_all, problem
+from kithserver import KithServer, enable_plugins, list_all, plugin_server, problem
 
 ANN = "+8613812345678"
 
@@ -21,10 +21,7 @@ def enable(datadir, tmp_path, config=None):
 
 @pytest.fixture
 def srv(tmp_path, datadir):
-    d, token = datadir
-    enable(d, tmp_path)
-    s = KithServer(d).start()
-    s.admin = token
+    s = plugin_server(datadir, tmp_path, ["identity"])
     yield s
     s.stop()
 

@@ -2,16 +2,13 @@
 related records moved, merged ids redirect) and undoing a merge."""
 import pytest
 
-from kithserver import KithServer, list_all, problem
-from test_identity import enable
+from kithserver import list_all, plugin_server, problem
 
 
 @pytest.fixture
 def srv(tmp_path, datadir):
-    d, token = datadir
-    enable(d, tmp_path)
-    s = KithServer(d).start()
-    s.admin = token
+    s = plugin_server(datadir, tmp_path, ["identity"])
+    token = s.admin
     for coll in ("activities", "deals"):
         r = s.req("PUT", f"/v1/schema/{coll}", key=token, body={"fields": [
             {"name": "subject", "type": "string"},

@@ -11,7 +11,7 @@ import urllib.parse
 
 import pytest
 
-from kithserver import KithServer, enable_plugins, list_all, problem
+from kithserver import KithServer, enable_plugins, list_all, plugin_server, problem
 
 WAIT = 60  # seconds to wait for timers and after-hooks on a busy machine
 
@@ -22,10 +22,7 @@ def enable(datadir, tmp_path, config=None, load=("identity", "pipeline")):
 
 @pytest.fixture
 def srv(tmp_path, datadir):
-    d, token = datadir
-    enable(d, tmp_path)
-    s = KithServer(d).start()
-    s.admin = token
+    s = plugin_server(datadir, tmp_path, ["identity", "pipeline"])
     yield s
     s.stop()
 
