@@ -114,6 +114,28 @@ char *kp_date_from_ms(int64_t ms, char out[KP_DATE_MAX])
     return out;
 }
 
+size_t kp_full_name(const char *first, const char *last, char *out, size_t cap)
+{
+    if (cap == 0) return 0;
+    size_t n = 0;
+    const char *parts[3] = {first, first && last ? " " : NULL, last};
+    for (int i = 0; i < 3; i++)
+        for (const char *p = parts[i]; p && *p && n + 1 < cap; p++)
+            out[n++] = *p;
+    /* do not end inside a UTF-8 sequence: drop a trailing lead byte and its
+     * continuation bytes if the sequence is incomplete */
+    size_t k = n;
+    while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
+        unsigned char lead = (unsigned char)out[k - 1];
+        size_t len = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (n - (k - 1) < len) n = k - 1;
+    }
+    out[n] = '\0';
+    return n;
+}
+
 int kp_ieq(const char *a, const char *b)
 {
     if (!a || !b) return 0;

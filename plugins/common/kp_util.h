@@ -32,6 +32,11 @@ char *kp_iso_from_ms(int64_t ms, char out[KP_ISO_MAX]);
 /* The UTC date of a time in Unix ms, "YYYY-MM-DD". Returns out. */
 char *kp_date_from_ms(int64_t ms, char out[KP_DATE_MAX]);
 
+/* "first last" (either may be NULL) in out, cut to fit cap - 1 bytes at a
+ * UTF-8 character boundary (a cut in the middle of one would not be text).
+ * Returns its length. */
+size_t kp_full_name(const char *first, const char *last, char *out, size_t cap);
+
 /* Whether a and b are equal ignoring ASCII case (NULL equals nothing). */
 int kp_ieq(const char *a, const char *b);
 

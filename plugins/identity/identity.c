@@ -24,6 +24,7 @@
  *   merge_rules           {"owner": "survivor", "team": "survivor"}
  *   merge_moves           [{"collection": "activities", "field": "contact_id"}, ...]
  */
+#include "kp_util.h"
 #include "normalize.h"
 
 #include <kith/plugin.h>
@@ -253,9 +254,8 @@ static int contact_before(void *ud, kith_txn_t *tx, kith_event_t *ev)
     if (!filled(K->object_get(ev->record, "name")) &&
         (filled(K->object_get(ev->record, "first_name")) ||
          filled(K->object_get(ev->record, "last_name")))) {
-        char name[512];
-        snprintf(name, sizeof name, "%s%s%s", first ? first : "", first && last ? " " : "",
-                 last ? last : "");
+        char name[4097]; /* a string field's most */
+        kp_full_name(first, last, name, sizeof name);
         K->object_set(ev->record, "name", K->json_string(name));
         ev->amended = 1;
     }

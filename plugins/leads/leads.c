@@ -233,9 +233,8 @@ static int lead_before(void *ud, kith_txn_t *tx, kith_event_t *ev)
     const char *first = str_field(ev->record, "first_name"),
                *last = str_field(ev->record, "last_name");
     if (!K->object_get(ev->record, "name") && (first || last)) {
-        char name[512];
-        snprintf(name, sizeof name, "%s%s%s", first ? first : "", first && last ? " " : "",
-                 last ? last : "");
+        char name[4097]; /* a string field's most */
+        kp_full_name(first, last, name, sizeof name);
         K->object_set(ev->record, "name", K->json_string(name));
         ev->amended = 1;
     }

@@ -80,6 +80,20 @@ static void times(void **state)
 static void text(void **state)
 {
     (void)state;
+    char n[8];
+    assert_int_equal(kp_full_name("Ann", "Lee", n, sizeof n), 7);
+    assert_string_equal(n, "Ann Lee");
+    kp_full_name(NULL, "Lee", n, sizeof n);
+    assert_string_equal(n, "Lee");
+    kp_full_name("Ann", NULL, n, sizeof n);
+    assert_string_equal(n, "Ann");
+    /* cut to fit, never inside a character: "Zoë Lee" has 8 bytes */
+    assert_int_equal(kp_full_name("Zo\xc3\xab", "Lee", n, sizeof n), 7);
+    assert_string_equal(n, "Zo\xc3\xab Le");
+    assert_int_equal(kp_full_name("ab\xe4\xb8\xad\xe6\x96\x87", NULL, n, 6), 5);
+    assert_string_equal(n, "ab\xe4\xb8\xad");
+    assert_int_equal(kp_full_name("abcd\xe4\xb8\xad", NULL, n, 7), 4); /* 中 would not fit */
+    assert_string_equal(n, "abcd");
     assert_true(kp_ieq("Won", "won"));
     assert_false(kp_ieq("Won", "Wonder"));
     assert_false(kp_ieq(NULL, "x"));
