@@ -244,6 +244,21 @@ json_t *auth_scope_filter(int scope, const store_coll_t *c, const auth_who_t *wh
 
 /* ---- masking ---- */
 
+/* The length of the E.164 country calling code that digits d start with
+ * (codes are prefix-free: 1 and 7 are one digit, the two-digit ones are
+ * listed, all others have three). */
+static size_t e164_cc_len(const char *d, size_t n)
+{
+    if (n < 1) return 0;
+    if (d[0] == '1' || d[0] == '7') return 1;
+    if (n < 2) return 0;
+    static const char two[] = "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 "
+                              "56 57 58 60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98";
+    for (const char *p = two; *p; p += 3)
+        if (p[0] == d[0] && p[1] == d[1]) return 2;
+    return n >= 3 ? 3 : 0;
+}
+
 json_t *auth_mask_value(const store_field_t *f, const json_t *v)
 {
     int type = f->type == ST_ARRAY ? f->item_type : f->type;
@@ -262,6 +277,22 @@ json_t *auth_mask_value(const store_field_t *f, const json_t *v)
         size_t nd = 0;
         for (size_t i = 0; i < n && nd < sizeof d; i++)
             if (s[i] >= '0' && s[i] <= '9') d[nd++] = s[i];
+        /* an international number keeps its country code, and the national
+         * number is masked as a national one: +86 138****5678 */
+        size_t cc = n && s[0] == '+' ? e164_cc_len(d, nd) : 0;
+        if (cc && nd - cc >= 8) {
+            size_t o = 0;
+            out[o++] = '+';
+            memcpy(out + o, d, cc);
+            o += cc;
+            out[o++] = ' ';
+            memcpy(out + o, d + cc, 3);
+            o += 3;
+            for (size_t i = cc + 3; i < nd - 4; i++)
+                out[o++] = '*';
+            memcpy(out + o, d + nd - 4, 4);
+            return json_stringn(out, o + 4);
+        }
         if (nd >= 8) {
             size_t o = 0;
             memcpy(out, d, 3);
