@@ -842,6 +842,50 @@ static void push_call(lua_State *L, lua_host_t *h, lhandler_t *lh, store_wtxn_t 
     lua_pushnil(L); /* payload */
 }
 
+/* A before-hook's `return false, why`: why is a message (a veto, 422) or a
+ * table {code = "vetoed"|"exists"|"conflict"|"validation"|"forbidden",
+ * message =, field =, existing = id}, the refusals plugins have too. Sets
+ * the diagnostic; returns its code. */
+static int refusal(lua_State *L, const char *script)
+{
+    static const struct {
+        const char *name;
+        int code;
+    } codes[] = {{"vetoed", KITH_EVETO},         {"exists", KITH_EEXIST},
+                 {"conflict", KITH_ECONFLICT},   {"validation", KITH_EVALIDATION},
+                 {"forbidden", KITH_EPERM}};
+    if (!lua_istable(L, -1)) {
+        const char *msg = lua_tostring(L, -1);
+        return err_set(KITH_EVETO, "%s", msg ? msg : "refused by a rule");
+    }
+    char name[32] = "vetoed", msg[ERR_MSG_MAX] = "refused by a rule", field[ERR_FIELD_NAME_MAX] = "",
+         existing[ID_TEXT_LEN + 1] = "";
+    static const char *const keys[] = {"code", "message", "field", "existing"};
+    char *outs[] = {name, msg, field, existing};
+    size_t caps[] = {sizeof name, sizeof msg, sizeof field, sizeof existing};
+    for (int i = 0; i < 4; i++) {
+        lua_getfield(L, -1, keys[i]);
+        size_t n;
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        if (s) snprintf(outs[i], caps[i], "%.*s", (int)n, s);
+        lua_pop(L, 1);
+    }
+    int code = 0;
+    for (size_t i = 0; i < ARRAY_LEN(codes); i++)
+        if (strcmp(name, codes[i].name) == 0) code = codes[i].code;
+    if (!code)
+        return err_set(KITH_EHANDLER,
+                       "script %s: a refusal's code is vetoed, exists, conflict, validation or "
+                       "forbidden, not '%s'",
+                       script, name);
+    err_set(code, "%s", msg);
+    if (field[0]) err_field_add(field, "%s", msg);
+    kith_id_t id;
+    if (code == KITH_EEXIST && existing[0] && id_decode(existing, strlen(existing), &id) == 0)
+        err_existing(existing);
+    return code;
+}
+
 static int handler_call(void *ctx, store_wtxn_t *w, bus_event_t *ev)
 {
     lhandler_t *lh = ctx;
@@ -870,10 +914,9 @@ static int handler_call(void *ctx, store_wtxn_t *w, bus_event_t *ev)
         return err_set(KITH_EHANDLER, "script %s: %s", lh->script, d.msg);
     }
     if (ev->before_phase && lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2)) {
-        const char *msg = lua_tostring(L, -1);
-        err_set(KITH_EVETO, "%s", msg ? msg : "refused by a rule");
+        rc = refusal(L, lh->script);
         lua_settop(L, top);
-        return KITH_EVETO;
+        return rc;
     }
     rc = 0;
     if (ev->before_phase && ev->record) {

@@ -177,9 +177,21 @@
 
 ---A handler. In a before-hook, returning `false` (optionally with a message)
 ---vetoes the write: the client gets HTTP 422 with that message ("refused by a
----rule" if none); any other return value, or none, lets it go on. An
----after-hook's return values are ignored.
----@alias kith.Handler fun(ev: kith.Event): (ok: boolean?, message: string?)
+---rule" if none). Returning `false, {code =, message =, field =, existing =}`
+---refuses it as a client's mistake of that kind: "vetoed" (422), "exists"
+---(409, a duplicate: `existing` is its id, shown as `existing_id` to callers
+---who may read it, and `?upsert=true` updates it instead), "conflict" (409),
+---"validation" (422, `field` named in the problem's errors) or "forbidden"
+---(403); another code is an error. Any other return value, or none, lets the
+---write go on. An after-hook's return values are ignored.
+---@alias kith.Handler fun(ev: kith.Event): (ok: boolean?, why: string|kith.Refusal?)
+
+---How a before-hook refuses a write (see kith.Handler).
+---@class kith.Refusal
+---@field code "vetoed"|"exists"|"conflict"|"validation"|"forbidden"
+---@field message? string what the client reads
+---@field field? string the offending field
+---@field existing? string "exists": the id of the record the write duplicates
 
 ---Options of kith.on.
 ---@class kith.HandlerOptions

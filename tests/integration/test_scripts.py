@@ -779,3 +779,44 @@ def test_scripts_survive_restart_and_sigkill(datadir):
         assert create(srv, k, "contacts", {"name": "last"})["note"] == "v1"
     finally:
         srv.stop()
+
+
+DEDUP = """
+kith.on('contacts.before_create', function(ev)
+  local name = ev.record.name
+  if name == 'bad code' then return false, {code = 'teapot'} end
+  if name == 'no probe' then
+    return false, {code = 'validation', message = 'a probe is needed', field = 'probe'}
+  end
+  if name == 'locked' then return false, {code = 'forbidden', message = 'closed today'} end
+  if not ev.record.probe then return end
+  local same = assert(kith.entity.query('contacts', {probe = ev.record.probe}, {limit = 1}))
+  if same[1] then
+    return false, {code = 'exists', message = 'that probe is taken', field = 'probe',
+                   existing = same[1].id}
+  end
+end)
+"""
+
+
+def test_before_hooks_refuse_with_a_code(server):
+    """A Lua before-hook refuses like a plugin's: 409 with existing_id (and
+    upsert updates that record), 422 naming the field, 403; an unknown code
+    is the script's error."""
+    k = server.admin
+    schema(server, k, "contacts", CONTACTS)
+    deploy_ok(server, k, "dedup", DEDUP)
+    first = create(server, k, "contacts", {"name": "Ada", "probe": "p1"})
+    p = problem(server.req("POST", "/v1/contacts", key=k, body={"name": "Bo", "probe": "p1"}),
+                409, "conflict")
+    assert p["existing_id"] == first["id"] and p["detail"] == "that probe is taken", p
+    assert p["errors"] == [{"field": "probe", "detail": "that probe is taken"}], p
+    r = server.req("POST", "/v1/contacts?upsert=true", key=k, body={"name": "Bo", "probe": "p1"})
+    assert r.status == 200 and r.json["id"] == first["id"] and r.json["name"] == "Bo", r
+    p = problem(server.req("POST", "/v1/contacts", key=k, body={"name": "no probe"}), 422,
+                "validation")
+    assert p["errors"][0]["field"] == "probe", p
+    problem(server.req("POST", "/v1/contacts", key=k, body={"name": "locked"}), 403, "forbidden")
+    problem(server.req("POST", "/v1/contacts", key=k, body={"name": "bad code"}), 500,
+            "handler-failed")
+    assert [c["name"] for c in ks.list_all(server, k, "contacts")] == ["Bo"]
