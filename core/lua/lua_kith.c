@@ -851,15 +851,17 @@ static int refusal(lua_State *L, const char *script)
     static const struct {
         const char *name;
         int code;
-    } codes[] = {{"vetoed", KITH_EVETO},         {"exists", KITH_EEXIST},
-                 {"conflict", KITH_ECONFLICT},   {"validation", KITH_EVALIDATION},
+    } codes[] = {{"vetoed", KITH_EVETO},
+                 {"exists", KITH_EEXIST},
+                 {"conflict", KITH_ECONFLICT},
+                 {"validation", KITH_EVALIDATION},
                  {"forbidden", KITH_EPERM}};
     if (!lua_istable(L, -1)) {
         const char *msg = lua_tostring(L, -1);
         return err_set(KITH_EVETO, "%s", msg ? msg : "refused by a rule");
     }
-    char name[32] = "vetoed", msg[ERR_MSG_MAX] = "refused by a rule", field[ERR_FIELD_NAME_MAX] = "",
-         existing[ID_TEXT_LEN + 1] = "";
+    char name[32] = "vetoed", msg[ERR_MSG_MAX] = "refused by a rule",
+         field[ERR_FIELD_NAME_MAX] = "", existing[ID_TEXT_LEN + 1] = "";
     static const char *const keys[] = {"code", "message", "field", "existing"};
     char *outs[] = {name, msg, field, existing};
     size_t caps[] = {sizeof name, sizeof msg, sizeof field, sizeof existing};
