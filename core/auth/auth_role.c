@@ -254,8 +254,8 @@ static size_t e164_cc_len(const char *d, size_t n)
     if (n < 2) return 0;
     static const char two[] = "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 "
                               "56 57 58 60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98";
-    for (const char *p = two; *p; p += 3)
-        if (p[0] == d[0] && p[1] == d[1]) return 2;
+    for (size_t i = 0; i + 2 < sizeof two; i += 3) /* entries at 0, 3, 6, ... */
+        if (two[i] == d[0] && two[i + 1] == d[1]) return 2;
     return n >= 3 ? 3 : 0;
 }
 

@@ -29,6 +29,7 @@ static void phones(void **state)
     masked(ST_PHONE, "+15551234567", "+1 555***4567");
     masked(ST_PHONE, "+442079460958", "+44 207***0958");
     masked(ST_PHONE, "+35312345678", "+353 123*5678"); /* a three-digit code */
+    masked(ST_PHONE, "+989121234567", "+98 912***4567"); /* the table's last entry */
     masked(ST_PHONE, "+861234567", "861**4567");       /* too short to keep the code */
     masked(ST_PHONE, "12345", "***");
 }
