@@ -491,3 +491,37 @@ def test_least_loaded_and_rules(tmp_path, datadir):
         assert new_lead(s, territory="LATAM", industry="Retail")["owner"] == "bob"
     finally:
         s.stop()
+
+
+def test_with_the_pipeline_plugin_a_won_deal_credits_its_lead(tmp_path, datadir):
+    """identity, pipeline and leads together, as make run loads them: a
+    captured lead is converted into a deal of the default pipeline; winning
+    it gives the lead its revenue (pipeline's deal.won, after commit), which
+    the attribution report credits to the lead's source."""
+    import time
+    from kithserver import plugin_server
+    s = plugin_server(datadir, tmp_path, ["identity", "pipeline", "leads"])
+    try:
+        key, _ = form_key(s)
+        assert capture(s, key, {"email": "kim@example.com", "company": "Kim Co",
+                                "utm_source": "linkedin"}).status == 202
+        [lead] = leads_by_email(s, "kim@example.com")
+        r = s.req("POST", f"/v1/leads/{lead['id']}/convert", key=s.admin,
+                  body={"deal": {"name": "Kim Co pilot", "amount": "2500.00"}})
+        assert r.status == 200, r
+        deal = s.req("GET", f"/v1/deals/{r.json['deal_id']}", key=s.admin).json
+        assert deal["pipeline"] == "default" and deal["stage"] == "prospecting"
+        assert deal["lead_id"] == lead["id"] and deal["contact_id"] == r.json["contact_id"]
+        r = s.req("PATCH", f"/v1/deals/{deal['id']}", key=s.admin, body={"stage": "won"})
+        assert r.status == 200 and r.json["closed"] == "won", r
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            got = s.req("GET", f"/v1/leads/{lead['id']}", key=s.admin).json
+            if got.get("revenue"):
+                break
+            time.sleep(0.05)
+        assert got["revenue"] == "2500.00" and "won_at" in got, got
+        rep = s.req("GET", "/v1/reports/attribution?model=last", key=s.admin).json
+        assert rep["sources"] == [{"source": "linkedin", "conversions": 1.0, "revenue": 2500.0}]
+    finally:
+        s.stop()
