@@ -495,11 +495,11 @@ static char *result_error(size_t line, int status, const char *detail, const err
     json_t *o =
         json_pack("{s:I,s:i,s:s}", "line", (json_int_t)line, "status", status, "detail", detail);
     if (d && d->nfields) {
-        json_t *f = json_array();
-        for (int i = 0; i < d->nfields; i++)
-            json_array_append_new(
-                f, json_pack("{s:s,s:s}", "field", d->fields[i].name, "detail", d->fields[i].msg));
-        json_object_set_new(o, "errors", f);
+        err_diag_t fields_only = *d; /* a line's result names no existing record */
+        fields_only.existing[0] = '\0';
+        json_t *m = api_problem_members(&fields_only);
+        json_object_update(o, m);
+        json_decref(m);
     }
     char *s = json_to_str(o, NULL);
     json_decref(o);

@@ -153,9 +153,16 @@ void api_h_records_create(http_req_t *r)
         http_respond_problem(r, 400, "invalid", "a record is a JSON object", NULL);
         return;
     }
+    /* ?upsert=true: if the create conflicts with a record (a unique value, or
+     * a rule's duplicate check), that record is updated; ?upsert=FIELD: the
+     * record whose unique FIELD has the body's value is */
+    char upsert[STORE_NAME_MAX] = "";
+    http_req_query(r, "upsert", upsert, sizeof upsert);
+    if (strcmp(upsert, "false") == 0) upsert[0] = '\0';
     /* The writer refuses an unknown collection itself; a read transaction
-     * is needed only to fill in a scoped caller's owner and team. */
-    if (r->params[0][0] == '_' || api_req(r)->scope != SCOPE_ALL) {
+     * is needed only to fill in a scoped caller's owner and team, and to
+     * check an upsert against the schema. */
+    if (r->params[0][0] == '_' || api_req(r)->scope != SCOPE_ALL || upsert[0]) {
         store_rtxn_t *rt = api_read(r);
         if (!rt) {
             json_decref(body);
@@ -163,26 +170,7 @@ void api_h_records_create(http_req_t *r)
         }
         const store_coll_t *c = api_coll(r, rt, r->params[0]);
         if (c) default_owner(r, c, body);
-        store_read_end(rt);
-        if (!c) {
-            json_decref(body);
-            return;
-        }
-    }
-    /* ?upsert=true: if the create conflicts with a record (a unique value, or
-     * a rule's duplicate check), that record is updated; ?upsert=FIELD: the
-     * record whose unique FIELD has the body's value is */
-    char upsert[STORE_NAME_MAX] = "";
-    http_req_query(r, "upsert", upsert, sizeof upsert);
-    if (strcmp(upsert, "false") == 0) upsert[0] = '\0';
-    if (upsert[0]) {
-        store_rtxn_t *rt = api_read(r);
-        if (!rt) {
-            json_decref(body);
-            return;
-        }
-        const store_coll_t *c = api_coll(r, rt, r->params[0]);
-        int refused = !c || api_upsert_refused(r, c, upsert);
+        int refused = !c || (upsert[0] && api_upsert_refused(r, c, upsert));
         store_read_end(rt);
         if (refused) {
             json_decref(body);

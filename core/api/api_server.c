@@ -460,11 +460,12 @@ int api_upsert_refused(http_req_t *r, const store_coll_t *c, const char *upsert)
     } else if (!api_unmask(r)) {
         /* matching on a value the caller sees masked would tell it which
          * record has it */
-        const store_field_t *f = strcmp(upsert, "true") == 0 ? NULL : store_coll_field(c, upsert);
-        if (f ? (f->flags & SF_SENSITIVE) != 0 : strcmp(upsert, "true") == 0 && auth_coll_has_sensitive(c))
-            why = f ? "upsert: the match field is sensitive and your role sees it masked"
-                    : "upsert=true matches on any unique or duplicate-checked field, and this "
-                      "collection has sensitive fields your role sees masked";
+        const store_field_t *f = store_coll_field(c, upsert);
+        if (strcmp(upsert, "true") == 0 && auth_coll_has_sensitive(c))
+            why = "upsert=true matches on any unique or duplicate-checked field, and this "
+                  "collection has sensitive fields your role sees masked";
+        else if (f && (f->flags & SF_SENSITIVE))
+            why = "upsert: the match field is sensitive and your role sees it masked";
     }
     if (!why) return 0;
     http_respond_problem(r, 403, "forbidden", why, NULL);

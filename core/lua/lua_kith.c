@@ -882,9 +882,7 @@ static int refusal(lua_State *L, const char *script)
                        script, name);
     err_set(code, "%s", msg);
     if (field[0]) err_field_add(field, "%s", msg);
-    kith_id_t id;
-    if (code == KITH_EEXIST && existing[0] && id_decode(existing, strlen(existing), &id) == 0)
-        err_existing(existing);
+    if (code == KITH_EEXIST) err_existing(existing); /* the writer checks it (store_op_run) */
     return code;
 }
 

@@ -54,9 +54,7 @@ static void p_fail_field(const char *field, const char *fmt, ...)
 
 static void p_fail_existing(const char *id)
 {
-    kith_id_t x;
-    /* only a well-formed id: the writer looks it up */
-    err_existing(id && id_decode(id, strlen(id), &x) == 0 ? id : "");
+    err_existing(id); /* the writer looks it up, and forgets one it cannot see */
 }
 
 static const char *p_errexisting(void)

@@ -681,12 +681,10 @@ static int existing_shown(store_wtxn_t *w, store_op_t *op, int rc)
     if (rc != KITH_EEXIST || err_last()->code != KITH_EEXIST) {
         /* only a duplicate names a record (a hook's veto may carry an
          * inner conflict's id) */
-        err_diag_t d;
-        err_save(&d);
-        d.existing[0] = '\0';
-        err_restore(&d);
+        err_existing(NULL);
         return rc;
     }
+    /* the guard may set the thread's diagnostic: keep the conflict's */
     err_diag_t d;
     err_save(&d);
     const store_coll_t *c = store_schema_coll(w->schema, op->coll);
