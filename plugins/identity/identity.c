@@ -24,6 +24,7 @@
  *   merge_rules           {"owner": "survivor", "team": "survivor"}
  *   merge_moves           [{"collection": "activities", "field": "contact_id"}, ...]
  */
+#include "kp_sdk.h"
 #include "kp_util.h"
 #include "normalize.h"
 
@@ -298,8 +299,7 @@ typedef struct side {
 /* Answers a problem and returns 0 (the route's answer is given). */
 static int problem(kith_response_t *res, int status, const char *type, const char *detail)
 {
-    K->respond_problem(res, status, type, detail);
-    return 0;
+    return kp_problem(K, res, status, type, detail);
 }
 
 /* The value of field that survives among s[0..n) (s[0] the survivor) under
@@ -379,20 +379,8 @@ static int related(kith_txn_t *tx, const char *coll, const char *field, const ch
 {
     kith_json_t *filter = K->json_object();
     K->object_set(filter, field, K->json_string(id));
-    char *cursor = NULL;
-    int rc = 0;
-    do {
-        kith_query_t q = {.size = sizeof q,
-                          .collection = coll,
-                          .filter = filter,
-                          .limit = 1000,
-                          .cursor = cursor};
-        char *next = NULL;
-        rc = K->entity_query(tx, &q, collect_id, out, &next);
-        K->free(cursor);
-        cursor = next;
-    } while (rc == 0 && cursor && out->n <= MOVES_MAX);
-    K->free(cursor);
+    kith_query_t q = {.size = sizeof q, .collection = coll, .filter = filter};
+    int rc = kp_query_all(K, tx, &q, collect_id, out); /* collect_id stops past MOVES_MAX */
     K->json_decref(filter);
     /* no such collection, or no such field in it (another plugin declared
      * it without one): nothing to move there */

@@ -18,6 +18,7 @@
  *   revenue.
  */
 #include "attrib.h"
+#include "kp_sdk.h"
 #include "kp_util.h"
 #include "normalize.h"
 
@@ -178,8 +179,7 @@ static int64_t time_ms(const char *s, int *ok)
 
 static int problem(kith_response_t *res, int status, const char *type, const char *detail)
 {
-    K->respond_problem(res, status, type, detail);
-    return 0;
+    return kp_problem(K, res, status, type, detail);
 }
 
 static void now_text(char out[KP_ISO_MAX])
@@ -867,8 +867,7 @@ static int rep_fits(const rep_t *r, const kith_json_t *rule, const kith_json_t *
 static int count_row(void *ud, const kith_record_t *rec)
 {
     (void)rec;
-    ++*(size_t *)ud;
-    return 0;
+    return ++*(size_t *)ud >= 10000; /* enough to compare loads */
 }
 
 /* Open leads owned by user (at most 10,000 counted). */
@@ -882,17 +881,8 @@ static int open_leads(kith_txn_t *tx, const char *user, size_t *n)
     K->object_set(f, "owner", K->json_string(user));
     K->object_set(f, "status", in);
     *n = 0;
-    char *cursor = NULL;
-    int rc;
-    do {
-        kith_query_t q = {
-            .size = sizeof q, .collection = "leads", .filter = f, .limit = 1000, .cursor = cursor};
-        char *next = NULL;
-        rc = K->entity_query(tx, &q, count_row, n, &next);
-        K->free(cursor);
-        cursor = next;
-    } while (rc == 0 && cursor && *n < 10000);
-    K->free(cursor);
+    kith_query_t q = {.size = sizeof q, .collection = "leads", .filter = f};
+    int rc = kp_query_all(K, tx, &q, count_row, n);
     K->json_decref(f);
     return rc < 0 ? rc : 0;
 }
@@ -1084,17 +1074,8 @@ static int rescore(kith_txn_t *tx, int all, size_t *n)
         K->object_set(f, "active_at", lt);
     }
     rescore_t r = {0};
-    char *cursor = NULL;
-    int rc;
-    do {
-        kith_query_t q = {
-            .size = sizeof q, .collection = "leads", .filter = f, .limit = 1000, .cursor = cursor};
-        char *next = NULL;
-        rc = K->entity_query(tx, &q, rescore_row, &r, &next);
-        K->free(cursor);
-        cursor = next;
-    } while (rc == 0 && cursor);
-    K->free(cursor);
+    kith_query_t q = {.size = sizeof q, .collection = "leads", .filter = f};
+    int rc = kp_query_all(K, tx, &q, rescore_row, &r);
     K->json_decref(f);
     if (rc > 0) rc = K->fail(KITH_PLUGIN_ELIMIT, "out of memory");
     for (size_t i = 0; i < r.n && rc == 0; i++) {
@@ -1198,21 +1179,8 @@ static int lead_row(void *ud, const kith_record_t *rec)
     K->object_set(f, "lead_id", K->json_string(rec->id));
     K->object_set(lte, "lte", K->json_string(str_field(rec->fields, "converted_at")));
     K->object_set(f, "at", lte);
-    char *cursor = NULL;
-    int rc;
-    do {
-        kith_query_t q = {.size = sizeof q,
-                          .collection = "touches",
-                          .filter = f,
-                          .sort = "at",
-                          .limit = 1000,
-                          .cursor = cursor};
-        char *next = NULL;
-        rc = K->entity_query(r->tx, &q, touch_row, r, &next);
-        K->free(cursor);
-        cursor = next;
-    } while (rc == 0 && cursor);
-    K->free(cursor);
+    kith_query_t q = {.size = sizeof q, .collection = "touches", .filter = f, .sort = "at"};
+    int rc = kp_query_all(K, r->tx, &q, touch_row, r);
     K->json_decref(f);
     if (rc < 0) {
         r->rc = rc;
@@ -1281,20 +1249,8 @@ static int attribution(void *ud, kith_txn_t *tx, const kith_request_t *req, kith
         K->object_set(filter, "converted_at", range);
     else
         K->json_decref(range);
-    char *cursor = NULL;
-    int rc;
-    do {
-        kith_query_t q = {.size = sizeof q,
-                          .collection = "leads",
-                          .filter = filter,
-                          .limit = 1000,
-                          .cursor = cursor};
-        char *next = NULL;
-        rc = K->entity_query(tx, &q, lead_row, &r, &next);
-        K->free(cursor);
-        cursor = next;
-    } while (rc == 0 && r.rc == 0 && cursor);
-    K->free(cursor);
+    kith_query_t q = {.size = sizeof q, .collection = "leads", .filter = filter};
+    int rc = kp_query_all(K, tx, &q, lead_row, &r); /* lead_row stops on a failure (r.rc) */
     K->json_decref(filter);
     if (rc == 0) rc = r.rc;
     if (rc == 0) {

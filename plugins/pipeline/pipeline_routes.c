@@ -6,6 +6,8 @@
  */
 #include "pipeline_int.h"
 
+#include "kp_sdk.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,20 +469,9 @@ static int report(void *ud, kith_txn_t *tx, const kith_request_t *req, kith_resp
     t->n = K->array_size(pl.stages);
     for (size_t i = 0; i < t->n; i++)
         t->open_pos[i] = pl_stage_outcome(K->array_get(pl.stages, i)) ? -1 : (int)t->nopen++;
-    char *cursor = NULL;
-    do {
-        char *next = NULL;
-        kith_query_t q = {.size = sizeof q,
-                          .collection = "deals",
-                          .filter = filter,
-                          .limit = 1000,
-                          .cursor = cursor};
-        rc = K->entity_query(tx, &q, deal_row, t, &next);
-        if (cursor) K->free(cursor);
-        cursor = next;
-        if (t->oom) rc = K->fail(KITH_PLUGIN_ELIMIT, "out of memory");
-    } while (rc == 0 && cursor);
-    if (cursor) K->free(cursor);
+    kith_query_t q = {.size = sizeof q, .collection = "deals", .filter = filter};
+    rc = kp_query_all(K, tx, &q, deal_row, t);
+    if (t->oom) rc = K->fail(KITH_PLUGIN_ELIMIT, "out of memory"); /* deal_row stopped */
     if (rc == 0) {
         kith_json_t *out = report_json(t);
         kith_json_t *flt = K->json_object();
