@@ -943,10 +943,11 @@ static int assign(void *ud, kith_txn_t *tx, kith_event_t *ev)
             K->object_set(ev->record, "team", K->json_string(best->team));
         ev->amended = 1;
         char now[KP_ISO_MAX];
-        /* strictly after the previous one: two assignments in one
-         * millisecond still rotate */
+        /* strictly after every rep's last one: assignments within one
+         * millisecond still rotate (a tie would fall back to name order) */
         int64_t t = K->now_ms();
-        if (t <= best->last_ms) t = best->last_ms + 1;
+        for (size_t i = 0; i < r.n; i++)
+            if (t <= r.v[i].last_ms) t = r.v[i].last_ms + 1;
         kp_iso_from_ms(t, now);
         kith_json_t *patch = K->json_object();
         K->object_set(patch, "last_assigned_at", K->json_string(now));
