@@ -26,3 +26,9 @@ int kp_problem(const kith_api_t *K, kith_response_t *res, int status, const char
     K->respond_problem(res, status, type, detail);
     return 0;
 }
+
+int kp_is_number(const kith_api_t *K, const kith_json_t *v)
+{
+    int t = v ? K->json_type(v) : KITH_JSON_NULL;
+    return t == KITH_JSON_INTEGER || t == KITH_JSON_REAL;
+}

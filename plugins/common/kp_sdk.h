@@ -15,6 +15,9 @@
 int kp_query_all(const kith_api_t *K, kith_txn_t *tx, const kith_query_t *q, kith_row_fn fn,
                  void *ud);
 
+/* Whether v is a JSON number (integer or real). */
+int kp_is_number(const kith_api_t *K, const kith_json_t *v);
+
 /* Answers an RFC 9457 problem; returns 0 (the route answered). */
 int kp_problem(const kith_api_t *K, kith_response_t *res, int status, const char *type,
                const char *detail);

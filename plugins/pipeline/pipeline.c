@@ -8,7 +8,8 @@
  *   probability, closed state, stage history and stall timer kept; deal.won,
  *   deal.lost, deal.stalled; pipelines and products checked.
  * - pipeline_routes.c: GET /v1/me/tasks and GET /v1/reports/pipeline.
- * - pipeline_util.c: plain C (money, dates, product keys, query strings).
+ * - pipeline_util.c: plain C (money, product keys, unknown query parameters;
+ *   dates and query values: plugins/common/kp_util.c).
  *
  * Configuration (plugins.config.pipeline), all optional:
  *   default_pipeline  {"name": "default", "stages": [...]}   see README.md
@@ -113,8 +114,7 @@ int pl_changed(const kith_event_t *ev, const char *field)
 
 int pl_problem(kith_response_t *res, int status, const char *type, const char *detail)
 {
-    K->respond_problem(res, status, type, detail);
-    return 0;
+    return kp_problem(K, res, status, type, detail);
 }
 
 const char *pl_stage_name(const kith_json_t *stage)
@@ -140,12 +140,6 @@ const kith_json_t *pl_stage_find(const pl_pipeline_t *p, const char *name, size_
         }
     }
     return NULL;
-}
-
-static int is_number(const kith_json_t *v)
-{
-    int t = v ? K->json_type(v) : KITH_JSON_NULL;
-    return t == KITH_JSON_INTEGER || t == KITH_JSON_REAL;
 }
 
 const char *pl_stages_check(const kith_json_t *stages, char *buf, size_t cap)
@@ -184,13 +178,13 @@ const char *pl_stages_check(const kith_json_t *stages, char *buf, size_t cap)
             }
         const kith_json_t *pr = K->object_get(s, "probability");
         if (pr && K->json_type(pr) != KITH_JSON_NULL &&
-            (!is_number(pr) || K->number_value(pr) < 0 || K->number_value(pr) > 100)) {
+            (!kp_is_number(K, pr) || K->number_value(pr) < 0 || K->number_value(pr) > 100)) {
             snprintf(buf, cap, "stage '%.60s': probability is a number from 0 to 100", name);
             return buf;
         }
         const kith_json_t *lh = K->object_get(s, "limit_hours");
         if (lh && K->json_type(lh) != KITH_JSON_NULL &&
-            (!is_number(lh) || K->number_value(lh) <= 0 || K->number_value(lh) > 87600)) {
+            (!kp_is_number(K, lh) || K->number_value(lh) <= 0 || K->number_value(lh) > 87600)) {
             snprintf(buf, cap,
                      "stage '%.60s': limit_hours is a number of hours above 0 (fractions "
                      "allowed) up to 87600, or null for no limit",
@@ -252,7 +246,11 @@ int pl_pipeline_find(kith_txn_t *tx, const char *name, pl_pipeline_t *out)
     out->name = pl_str(d, "name");
     out->stages = K->object_get(d, "stages");
     char why[200];
-    const char *bad = out->name ? pl_stages_check(out->stages, why, sizeof why) : "no name";
+    /* a record may predate the plugin's checks; the built-in one was checked
+     * at init and does not change */
+    const char *bad = !out->name ? "no name"
+                      : out->def ? pl_stages_check(out->stages, why, sizeof why)
+                                 : NULL;
     if (bad) { /* written before the plugin checked pipelines */
         rc = K->fail(KITH_PLUGIN_ECONFLICT, "pipeline %.100s is not well-formed: %s",
                      name ? name : "(default)", bad);

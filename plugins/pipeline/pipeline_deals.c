@@ -53,12 +53,6 @@ static void del(kith_event_t *ev, const char *field)
     ev->amended = 1;
 }
 
-static int is_number(const kith_json_t *v)
-{
-    int t = v ? K->json_type(v) : KITH_JSON_NULL;
-    return t == KITH_JSON_INTEGER || t == KITH_JSON_REAL;
-}
-
 typedef struct hit {
     const char *skip; /* a record id that does not count, or NULL */
     char id[KITH_ID_LEN + 1];
@@ -160,7 +154,7 @@ static int stall_schedule(kith_txn_t *tx, kith_event_t *ev, const kith_json_t *s
                           const char *since)
 {
     const kith_json_t *lh = K->object_get(stage, "limit_hours");
-    if (!is_number(lh) || K->number_value(lh) <= 0)
+    if (!kp_is_number(K, lh) || K->number_value(lh) <= 0)
         return ev->op == KITH_OP_CREATE ? 0 : cancel_stall(tx, ev->id);
     double ms = K->number_value(lh) * 3600000.0;
     int64_t delay = ms < 1000 ? 1000 : (int64_t)ms;
@@ -254,7 +248,7 @@ static int deal_write(void *ud, kith_txn_t *tx, kith_event_t *ev)
     /* probability follows the stage unless this write sets it */
     if (moved && !pl_changed(ev, "probability")) {
         const kith_json_t *sp = K->object_get(st, "probability");
-        if (is_number(sp))
+        if (kp_is_number(K, sp))
             set(ev, "probability", K->json_integer((int64_t)(K->number_value(sp) + 0.5)));
         else if (outcome)
             set(ev, "probability", K->json_integer(strcmp(outcome, "won") == 0 ? 100 : 0));
@@ -272,15 +266,16 @@ static int deal_write(void *ud, kith_txn_t *tx, kith_event_t *ev)
     else if (!outcome)
         del(ev, "closed");
 
-    char now[KP_ISO_MAX];
-    kp_iso_from_ms(K->now_ms(), now);
-    if (moved) {
+    char now[KP_ISO_MAX] = ""; /* set only when the stage moves: the only use */
+    if (moved) {               /* one clock reading: the stamp and the close date agree */
+        int64_t t = K->now_ms();
+        kp_iso_from_ms(t, now);
         set(ev, "stage_changed_at", K->json_string(now));
         set(ev, "stage_history",
             history_add(create ? NULL : K->object_get(ev->previous, "stage_history"), canon, now));
         if (outcome && !K->object_get(rec, "close_date")) {
             char today[KP_DATE_MAX];
-            set(ev, "close_date", K->json_string(kp_date_from_ms(K->now_ms(), today)));
+            set(ev, "close_date", K->json_string(kp_date_from_ms(t, today)));
         }
     }
 

@@ -8,6 +8,7 @@
 #define KITH_PIPELINE_INT_H
 
 #include "pipeline_util.h"
+#include "kp_sdk.h"
 
 #include <kith/plugin.h>
 

@@ -6,8 +6,6 @@
  */
 #include "pipeline_int.h"
 
-#include "kp_sdk.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

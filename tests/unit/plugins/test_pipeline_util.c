@@ -1,5 +1,6 @@
-/* Tests plugins/pipeline/pipeline_util.c: exact money sums, calendar dates
- * and times, product keys ("GTXPro" is "GTX Pro"), query parameters. */
+/* Tests plugins/pipeline/pipeline_util.c: exact money sums, product keys
+ * ("GTXPro" is "GTX Pro"), unknown query parameters (dates, times and query
+ * values: test_kp_util.c). */
 #include "testutil.h"
 
 #include "pipeline_util.h"
